@@ -1,0 +1,1 @@
+"""The `stellar` command line and the local development stack."""

@@ -1,0 +1,3 @@
+"""StellarStack node agent."""
+
+__version__ = "0.1.0"

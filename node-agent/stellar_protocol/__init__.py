@@ -1,0 +1,1 @@
+"""The StellarStack wire contract shared by the control plane and node agents."""
