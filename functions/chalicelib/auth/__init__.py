@@ -1,0 +1,1 @@
+"""Authentication: token verification and the route authorizer."""

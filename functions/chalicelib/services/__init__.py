@@ -1,0 +1,1 @@
+"""Use cases of the control plane; routes stay thin and call these."""

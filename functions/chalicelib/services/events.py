@@ -1,0 +1,39 @@
+"""Ingestion of agent events into the store (an IoT rule → Lambda in AWS, a bridge locally).
+
+Idempotent and ordered: a state carries a per-server sequence number and an older one
+never overwrites a newer one; node status carries a timestamp with the same rule.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from stellar_protocol import topics
+from stellar_protocol.messages import NodeStatus, ProtocolError, StateMessage, decode
+
+from ..store import NotFound, get_store
+
+log = logging.getLogger(__name__)
+
+
+def ingest(topic: str, payload: bytes) -> bool:
+    """Apply one message; returns True when it changed the store."""
+    try:
+        where = topics.parse(topic)
+        if where.kind == "state" and where.server_id:
+            msg = decode(StateMessage, payload)
+            if msg.server_id != where.server_id:
+                raise ProtocolError("server id in payload does not match the topic")
+            if get_store().get_server(msg.server_id).node_id != where.node_id:
+                raise ProtocolError(f"node {where.node_id} does not host server {msg.server_id}")
+            return get_store().apply_state(msg.server_id, msg.state, msg.seq, msg.detail)
+        if where.kind == "status":
+            status = decode(NodeStatus, payload)
+            get_store().set_node_status(where.node_id, status.status, status.ts, status.runtime,
+                                        status.isolated)
+            return True
+    except (ValueError, ProtocolError) as exc:
+        log.warning("dropped event on %s: %s", topic, exc)
+    except NotFound:
+        log.info("event for unknown node or server on %s", topic)
+    return False

@@ -1,0 +1,185 @@
+"""Server use cases: create (placement, ports, install), power, console input, delete."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from pydantic import BaseModel, ConfigDict, Field
+from stellar_protocol.blueprint import Blueprint, BlueprintError
+from stellar_protocol.messages import (
+    ConsoleCommand,
+    DeleteCommand,
+    InstallCommand,
+    Limits,
+    Port,
+    PowerAction,
+    PowerCommand,
+)
+
+from ..auth.jwt import Principal
+from ..broker.publisher import BrokerUnavailable
+from ..errors import ApiError, invalid
+from ..store import Conflict, NotFound, get_store
+from ..store.records import Allocation, AuditEntry, Node, Server, new_id
+from . import messaging
+from .blueprints import catalogue
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+PLACEMENT_RETRIES = 5
+
+
+class CreateServer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=_NAME.pattern)
+    blueprint_id: str = Field(min_length=1, max_length=64)
+    location_id: str = Field(min_length=1, max_length=64)
+    variables: dict[str, str] = Field(default_factory=dict)
+    memory_mb: int | None = Field(default=None, ge=16, le=1_048_576)
+    image: str | None = Field(default=None, max_length=64)
+
+
+class PowerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: PowerAction
+
+
+class CommandBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line: str = Field(min_length=1, max_length=4096, pattern=r"^[^\r\n\x00]*$")
+
+
+def view(server: Server) -> dict[str, object]:
+    return {
+        "id": server.id, "name": server.name, "status": server.status, "status_detail": server.status_detail,
+        "node_id": server.node_id, "blueprint_id": server.blueprint_id, "location_id": server.location_id,
+        "image": server.image, "memory_mb": server.memory_mb, "owner_id": server.owner_id,
+        "ports": [p.model_dump() for p in server.ports], "created_at": server.created_at,
+    }
+
+
+def _check_variables(bp: Blueprint, given: dict[str, str]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for env, value in given.items():
+        try:
+            bp.resolve_variables({env: value})
+        except BlueprintError as exc:
+            errors[f"variables.{env}"] = str(exc)
+    if errors:
+        raise invalid(errors, "some variables are not valid")
+    return bp.resolve_variables(given)
+
+
+def _free_memory(node: Node, servers: list[Server]) -> int:
+    capacity = node.memory_mb * (100 + node.overallocate_percent) // 100
+    return capacity - sum(s.memory_mb for s in servers)
+
+
+def _place(location_id: str, memory_mb: int) -> Node:
+    store = get_store()
+    best: tuple[int, Node] | None = None
+    for node in store.list_nodes(location_id):
+        if node.status != "online":
+            continue
+        free = _free_memory(node, store.list_servers_on_node(node.id))
+        if free >= memory_mb and (best is None or free > best[0]):
+            best = (free, node)
+    if best is None:
+        raise ApiError(503, "no_capacity", "no online node in this location has room for this server")
+    return best[1]
+
+
+def _pick_ports(node: Node, count: int) -> list[int]:
+    taken = {a.port for a in get_store().allocations(node.id)}
+    free = [p for p in range(node.port_start, node.port_end + 1) if p not in taken]
+    if len(free) < count:
+        raise ApiError(503, "no_ports", f"node {node.name} has no free ports left")
+    return free[:count]
+
+
+def create(principal: Principal, body: CreateServer, source_ip: str | None) -> Server:
+    bp = catalogue().get(body.blueprint_id)
+    if bp is None:
+        raise invalid({"blueprint_id": "unknown blueprint"})
+    variables = _check_variables(bp, body.variables)
+    image_choice = body.image or next(iter(bp.images))
+    if image_choice not in bp.images:
+        raise invalid({"image": f"choose one of {', '.join(bp.images)}"})
+    store = get_store()
+    try:
+        store.get_location(body.location_id)
+    except NotFound:
+        raise invalid({"location_id": "unknown location"}) from None
+    memory = body.memory_mb or bp.limits.memory_mb
+    limits = Limits(memory_mb=memory, cpu_percent=bp.limits.cpu_percent, disk_mb=bp.limits.disk_mb,
+                    pids=bp.limits.pids)
+    server_id = new_id()
+    for _attempt in range(PLACEMENT_RETRIES):
+        node = _place(body.location_id, memory)
+        ports = [Port(ip=node.address, port=p) for p in _pick_ports(node, bp.ports)]
+        server = Server(id=server_id, name=body.name, owner_id=principal.user_id, node_id=node.id,
+                        location_id=body.location_id, blueprint_id=bp.id, image=bp.images[image_choice],
+                        variables=variables, memory_mb=memory, disk_mb=limits.disk_mb,
+                        cpu_percent=limits.cpu_percent, ports=ports)
+        allocs = [Allocation(node_id=node.id, ip=p.ip, port=p.port, server_id=server_id) for p in ports]
+        audit = AuditEntry(actor_id=principal.user_id, action="server.create", server_id=server_id,
+                           source_ip=source_ip, details={"blueprint": bp.id, "node": node.id})
+        try:
+            store.create_server(server, allocs, audit)
+            break
+        except Conflict:
+            continue  # another create took one of these ports: place again
+    else:
+        raise ApiError(409, "conflict", "could not reserve ports for the server, try again")
+    spec = bp.to_spec(server_id, variables, limits=limits, ports=ports, image=server.image)
+    try:
+        messaging.send_command(node.id, InstallCommand(spec=spec))
+    except BrokerUnavailable as exc:
+        log.error("install of %s not sent: %s", server_id, exc)
+        server.status, server.status_detail = "install_failed", "the node could not be reached"
+        store.update_server(server)
+    return server
+
+
+_POWER_ALLOWED: dict[str, set[str]] = {
+    "start": {"offline"},
+    "stop": {"starting", "running"},
+    "restart": {"offline", "starting", "running"},
+    "kill": {"starting", "running", "stopping"},
+}
+
+
+def power(principal: Principal, server: Server, action: PowerAction, source_ip: str | None) -> str:
+    if server.status not in _POWER_ALLOWED[action]:
+        raise ApiError(409, "bad_state", f"cannot {action} a server that is {server.status}")
+    command = PowerCommand(server_id=server.id, action=action)
+    command_id = send(server, command)
+    get_store().add_audit(AuditEntry(actor_id=principal.user_id, action=f"server.power.{action}",
+                                     server_id=server.id, source_ip=source_ip))
+    return command_id
+
+
+def console_command(principal: Principal, server: Server, line: str, source_ip: str | None) -> str:
+    if server.status not in {"starting", "running"}:
+        raise ApiError(409, "bad_state", f"the server is {server.status}; start it first")
+    command_id = send(server, ConsoleCommand(server_id=server.id, line=line))
+    get_store().add_audit(AuditEntry(actor_id=principal.user_id, action="server.console.command",
+                                     server_id=server.id, source_ip=source_ip, details={"line": line[:200]}))
+    return command_id
+
+
+def delete(principal: Principal, server: Server, source_ip: str | None) -> None:
+    send(server, DeleteCommand(server_id=server.id))
+    get_store().delete_server(server, AuditEntry(actor_id=principal.user_id, action="server.delete",
+                                                 server_id=server.id, source_ip=source_ip))
+
+
+def send(server: Server, command: object) -> str:
+    try:
+        return messaging.send_command(server.node_id, command)
+    except BrokerUnavailable:
+        raise ApiError(503, "node_unreachable", "the server's node cannot be reached right now") from None
