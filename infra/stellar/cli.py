@@ -18,13 +18,17 @@ def _progress(msg: str) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     from .devstack.stack import DevStack, StackOptions
 
-    opts = StackOptions(http_port=args.port, broker=args.broker, runtime=args.runtime)
+    opts = StackOptions(http_port=args.port, aws_port=args.aws_port, mqtt_port=args.mqtt_port,
+                        ws_port=args.ws_port, broker=args.broker, runtime=args.runtime)
     if args.data_dir:
         opts.data_dir = Path(args.data_dir)
     print("Starting StellarStack (dev)…", flush=True)
     stack = DevStack(opts, progress=_progress)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Handled explicitly (not via KeyboardInterrupt) so Ctrl-C works even when the shell
+    # started us with SIGINT ignored, as non-interactive shells do for background jobs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         stack.start()
         print("\nStellarStack is running:\n")
@@ -83,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="run the whole stack on this machine")
     dev.add_argument("--port", type=int, default=8080, help="HTTP port for the panel and API")
+    dev.add_argument("--aws-port", type=int, default=4566, help="port for moto (local AWS)")
+    dev.add_argument("--mqtt-port", type=int, default=18830, help="broker port for agents (MQTT over TCP)")
+    dev.add_argument("--ws-port", type=int, default=18831, help="broker port for browsers (MQTT over WebSocket)")
     dev.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto")
     dev.add_argument("--runtime", choices=["auto", "docker", "process"], default="auto")
     dev.add_argument("--data-dir", help="where local state lives (default .stellar/dev)")

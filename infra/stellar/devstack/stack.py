@@ -98,7 +98,8 @@ class DevStack:
         self._stops.append(local_aws.stop)
         self.progress(f"local AWS at {endpoint}" + (" (external)" if local_aws.external else " (moto)"))
         if opts.fresh and opts.data_dir.exists() and not local_aws.external:
-            self._clear_data_dir()
+            self._remove_containers()
+            shutil.rmtree(opts.data_dir, ignore_errors=True)
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -124,8 +125,8 @@ class DevStack:
 
     # -- pieces ---------------------------------------------------------------------------
 
-    def _clear_data_dir(self) -> None:
-        """Remove the previous run's state, and its game-server containers if any are left."""
+    def _remove_containers(self) -> None:
+        """Remove this stack's game-server containers (its state is not kept between runs)."""
         try:
             from stellar.images import docker_available
 
@@ -136,8 +137,7 @@ class DevStack:
                 for c in client.containers.list(all=True, filters={"label": f"stellar.node={NODE_ID}"}):
                     c.remove(force=True)
         except Exception as exc:  # cleaning is best effort; the agent copes with strays
-            log.warning("could not remove old containers: %s", exc)
-        shutil.rmtree(self.opts.data_dir, ignore_errors=True)
+            log.warning("could not remove containers: %s", exc)
 
     def _secrets(self) -> dict[str, str]:
         path = self.opts.data_dir / "secrets.json"
@@ -233,6 +233,8 @@ class DevStack:
         """Dev only: stop the game servers too, so Ctrl-C leaves nothing running."""
         self.agent.stop_all_servers()
         self.agent.stop()
+        if self.opts.fresh:
+            self._remove_containers()
 
     def _start_http(self) -> None:
         from .http import FrontApp, HttpServer
