@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth import cognito
 from ..errors import ApiError
-from ..store import NotFound, get_store
+from ..store import Conflict, NotFound, get_store
 from ..store.records import User
 from .routing import Context, api_route
 from .security import verifier
@@ -35,12 +35,15 @@ def login(ctx: Context) -> dict[str, Any]:
     principal = verifier().verify_access_token(tokens["access_token"])
     store = get_store()
     try:
-        user = store.get_user(principal.user_id)
-        if user.email != ctx.body.email.lower() or user.admin != principal.is_admin:
-            user.email, user.admin = ctx.body.email.lower(), principal.is_admin
-            store.put_user(user)
-    except NotFound:
-        store.put_user(User(id=principal.user_id, email=ctx.body.email.lower(), admin=principal.is_admin))
+        try:
+            user = store.get_user(principal.user_id)
+            if user.email != ctx.body.email.lower() or user.admin != principal.is_admin:
+                user.email, user.admin = ctx.body.email.lower(), principal.is_admin
+                store.put_user(user)
+        except NotFound:
+            store.put_user(User(id=principal.user_id, email=ctx.body.email.lower(), admin=principal.is_admin))
+    except Conflict:
+        pass  # a concurrent login wrote the same mirror
     return tokens
 
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from .. import permissions
 from ..auth.jwt import InvalidToken, Principal
 from ..errors import ApiError, forbidden, invalid, json_response, not_found
-from ..store import NotFound, get_store
+from ..store import Conflict, NotFound, get_store
 from ..store.records import Server
 from .security import verifier
 
@@ -148,6 +148,11 @@ def api_route(bp: Blueprint, path: str, method: str, *, summary: str, public: bo
                 result = fn(ctx, **params)
             except ApiError as exc:
                 return exc.response()
+            except Conflict:
+                return ApiError(409, "conflict", "the resource changed meanwhile; try again").response()
+            except Exception:
+                log.exception("unhandled error in %s %s", method, path)
+                return ApiError(500, "internal", "internal error").response()
             if isinstance(result, Response):
                 return result
             return json_response(result, status)

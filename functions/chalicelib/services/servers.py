@@ -174,8 +174,18 @@ def console_command(principal: Principal, server: Server, line: str, source_ip: 
 
 def delete(principal: Principal, server: Server, source_ip: str | None) -> None:
     send(server, DeleteCommand(server_id=server.id))
-    get_store().delete_server(server, AuditEntry(actor_id=principal.user_id, action="server.delete",
-                                                 server_id=server.id, source_ip=source_ip))
+    store = get_store()
+    audit = AuditEntry(actor_id=principal.user_id, action="server.delete", server_id=server.id, source_ip=source_ip)
+    for _attempt in range(PLACEMENT_RETRIES):
+        try:
+            store.delete_server(server, audit)
+            return
+        except Conflict:  # the agent's state events bump the version: re-read and retry
+            try:
+                server = store.get_server(server.id)
+            except NotFound:
+                return  # deleted meanwhile: delete is idempotent
+    raise ApiError(409, "conflict", "the server kept changing; try again")
 
 
 def send(server: Server, command: object) -> str:
