@@ -19,7 +19,7 @@ def stack_options(tmp: Path, broker: str = "auto", runtime: str = "process") -> 
     return StackOptions(data_dir=tmp / "stack", http_port=free_port(), aws_port=free_port(),
                         mqtt_port=free_port(), ws_port=free_port(), broker=broker, runtime=runtime,
                         admin_email="admin@test.local", admin_password="AdminPassw0rd",
-                        stop_timeout_s=10, node_ports=(31000, 31019))
+                        stop_timeout_s=10, node_ports=(31000, 31019), node_id=f"t{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(scope="session", autouse=True)

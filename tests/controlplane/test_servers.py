@@ -6,6 +6,7 @@ import concurrent.futures as cf
 
 import requests
 from livewire import Viewer, wait_status
+from stellar_protocol import topics
 
 
 def _create(user, **over):
@@ -94,7 +95,7 @@ def test_a_grant_only_reaches_its_own_server(owner, make_user):
     wait_status(owner, a["id"], "offline")
     wait_status(other_owner, b["id"], "offline")
     grant = owner.post(f"/servers/{a['id']}/console-grant").json()
-    spy = Viewer(grant, filters=["#", b["id"].join(["stellar/v1/nodes/local-1/servers/", "/#"])])
+    spy = Viewer(grant, filters=["#", topics.server_viewer_filter(b["node_id"], b["id"])])
     try:
         spy.wait_subscribed()
         assert other_owner.post(f"/servers/{b['id']}/power", {"action": "start"}).status_code == 202

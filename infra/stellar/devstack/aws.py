@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -69,6 +70,8 @@ class LocalAws:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        # moto keeps its state per process, not per server: start from nothing every time.
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
         return self.endpoint
 
     def stop(self) -> None:

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 FUNCTIONS_DIR = REPO / "functions"
 WEB_DIST = REPO / "web" / "dist"
-NODE_ID = "local-1"
 LOCATION_ID = "local"
 
 
@@ -52,6 +51,7 @@ class StackOptions:
     node_ports: tuple[int, int] = (30000, 30099)
     stop_timeout_s: float = 30.0
     grant_ttl_s: int = 900
+    node_id: str = "local-1"  # tests give each stack its own, so stacks never touch each other's containers
     fresh: bool = True  # moto keeps nothing on disk, so agent state from an older run is stale
 
 
@@ -134,7 +134,7 @@ class DevStack:
                 import docker
 
                 client = docker.from_env()
-                for c in client.containers.list(all=True, filters={"label": f"stellar.node={NODE_ID}"}):
+                for c in client.containers.list(all=True, filters={"label": f"stellar.node={self.opts.node_id}"}):
                     c.remove(force=True)
         except Exception as exc:  # cleaning is best effort; the agent copes with strays
             log.warning("could not remove containers: %s", exc)
@@ -188,13 +188,13 @@ class DevStack:
         except Conflict:
             pass
         try:
-            store.get_node(NODE_ID)
+            store.get_node(opts.node_id)
         except NotFound:
-            store.put_node(Node(id=NODE_ID, name="This machine", location_id=LOCATION_ID, address="127.0.0.1",
+            store.put_node(Node(id=opts.node_id, name="This machine", location_id=LOCATION_ID, address="127.0.0.1",
                                 memory_mb=opts.node_memory_mb, disk_mb=50_000, port_start=opts.node_ports[0],
                                 port_end=opts.node_ports[1]))
         with messaging.broker_admin() as admin:
-            self.node_username = admin.ensure_node_identity(NODE_ID, secrets_["node"])
+            self.node_username = admin.ensure_node_identity(opts.node_id, secrets_["node"])
 
     def _start_bridge(self, broker_password: str) -> None:
         from chalicelib.services import events, grants
@@ -213,7 +213,7 @@ class DevStack:
         from stellar_agent.config import AgentConfig
         from stellar_agent.runtime import select_runtime
 
-        config = AgentConfig(node_id=NODE_ID, broker_host="127.0.0.1", broker_port=self.broker.tcp_port,
+        config = AgentConfig(node_id=self.opts.node_id, broker_host="127.0.0.1", broker_port=self.broker.tcp_port,
                              broker_username=self.node_username, broker_password=secrets_["node"],
                              data_dir=self.opts.data_dir / "node", runtime=self.opts.runtime,  # type: ignore[arg-type]
                              stop_timeout_s=self.opts.stop_timeout_s)
@@ -226,7 +226,7 @@ class DevStack:
         self.agent.start()
         self._stops.append(self._stop_agent)
         isolation = "isolated" if runtime.isolated else "UNISOLATED: game servers run as plain processes"
-        self.progress(f"node agent {NODE_ID} in location '{LOCATION_ID}' using the {runtime.name} runtime "
+        self.progress(f"node agent {self.opts.node_id} in location '{LOCATION_ID}' using the {runtime.name} runtime "
                       f"({isolation})")
 
     def _stop_agent(self) -> None:
