@@ -80,6 +80,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return int(agent_main(["run", "--config", args.config]) or 0)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Each scenario lives in ``stellar.bench.<name>`` with ``run(argv) -> int`` and prints JSON."""
+    import importlib
+
+    module = importlib.import_module(f"stellar.bench.{args.scenario}")
+    return int(module.run(args.rest))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellar", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -104,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = bps.add_parser("validate", help="check blueprint files")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=cmd_blueprints_validate)
+
+    bench = sub.add_parser("bench", help="benchmarks: print JSON measurements")
+    bench.add_argument("scenario", help="which benchmark (e.g. store, agent)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for that benchmark")
+    bench.set_defaults(func=cmd_bench)
 
     agent = sub.add_parser("agent", help="run a node agent")
     agent.add_argument("--config", required=True)

@@ -1,0 +1,1 @@
+"""Benchmarks behind `stellar bench <scenario>`; each module exposes ``run(argv) -> int``."""
