@@ -5,7 +5,9 @@ from __future__ import annotations
 import requests
 from chalicelib.api.routing import ROUTE_META
 
-PUBLIC = {("GET", "/api/health"), ("GET", "/api/openapi.json"), ("POST", "/api/auth/login")}
+PUBLIC = {("GET", "/api/health"), ("GET", "/api/openapi.json"), ("POST", "/api/auth/login"),
+          ("POST", "/api/auth/login/totp"), ("POST", "/api/auth/refresh"), ("POST", "/api/auth/signup"),
+          ("POST", "/api/auth/confirm"), ("POST", "/api/auth/password/forgot"), ("POST", "/api/auth/password/reset")}
 
 
 def test_every_route_is_declared_and_only_known_routes_are_public(stack):

@@ -58,6 +58,11 @@ class Context:
         return self.principal
 
     @property
+    def token(self) -> str:
+        """The caller's raw access token (for identity-provider calls made on their behalf)."""
+        return _bearer(self.request)
+
+    @property
     def source_ip(self) -> str | None:
         identity = (self.request.context or {}).get("identity") or {}
         return identity.get("sourceIp")
@@ -77,11 +82,21 @@ def _bearer(request: Request) -> str:
 
 def authenticate(request: Request) -> Principal:
     try:
-        return verifier().verify_access_token(_bearer(request))
+        principal = verifier().verify_access_token(_bearer(request))
     except InvalidToken as exc:
         log.info("rejected token: %s", exc)
         raise ApiError(401, "unauthenticated", "invalid or expired token",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    # A signature cannot be recalled: sign-out and suspension are enforced by refusing
+    # tokens issued before the moment recorded on the user (one key read per request).
+    try:
+        user = get_store().get_user(principal.user_id)
+    except NotFound:
+        return principal
+    if user.tokens_valid_after is not None and principal.issued_at < user.tokens_valid_after:
+        raise ApiError(401, "unauthenticated", "this session was signed out",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return principal
 
 
 def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:

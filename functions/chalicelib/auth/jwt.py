@@ -31,6 +31,7 @@ class Principal:
     user_id: str
     username: str
     groups: frozenset[str] = field(default_factory=frozenset)
+    issued_at: float = 0.0
 
     @property
     def is_admin(self) -> bool:
@@ -78,4 +79,5 @@ class TokenVerifier:
             user_id=str(claims["sub"]),
             username=str(claims.get("username") or claims["sub"]),
             groups=frozenset(str(g) for g in groups),
+            issued_at=float(claims["iat"]),
         )

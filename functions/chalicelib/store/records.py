@@ -24,6 +24,8 @@ class User(Record):
     email: str
     admin: bool = False
     created_at: float = Field(default_factory=time.time)
+    # Access tokens issued before this moment (epoch seconds) are refused: sign-out everywhere.
+    tokens_valid_after: float | None = None
 
 
 class Location(Record):

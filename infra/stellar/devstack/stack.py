@@ -159,6 +159,7 @@ class DevStack:
             "STELLAR_BROKER_ADMIN_USERNAME": "stellar-admin",
             "STELLAR_BROKER_ADMIN_PASSWORD": broker_password,
             "STELLAR_GRANT_TTL_S": str(self.opts.grant_ttl_s),
+            "STELLAR_AUTO_CONFIRM": "1",  # no mail server locally: sign-ups are confirmed at once
         }
         os.environ.update(env)
         if str(FUNCTIONS_DIR) not in sys.path:
