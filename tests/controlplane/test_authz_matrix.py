@@ -1,0 +1,118 @@
+"""Authorization matrix generated from the route table: every server-scoped route is called
+as the owner (2xx), as a subuser holding every permission but the route's (403), as a user
+with no access (404: existence is not leaked), and without a token (401). A new route that
+is not covered here fails the test, so coverage cannot silently fall behind."""
+
+from __future__ import annotations
+
+import pytest
+from chalicelib import permissions
+from chalicelib.api.routing import ROUTE_META
+from chalicelib.store import get_store
+from chalicelib.store.records import Subuser
+from livewire import wait_status
+
+# One request per server-scoped route, in an order that keeps the server usable; the owner
+# must get a 2xx for each. Delete runs last.
+EXAMPLES: list[tuple[str, str, dict | None]] = [
+    ("GET", "/api/servers/{server_id}", None),
+    ("POST", "/api/servers/{server_id}/console-grant", None),
+    ("POST", "/api/servers/{server_id}/console/backlog", None),
+    ("POST", "/api/servers/{server_id}/power", {"action": "start"}),
+    ("POST", "/api/servers/{server_id}/command", {"line": "list"}),
+    ("POST", "/api/servers/{server_id}/power", {"action": "kill"}),
+    ("POST", "/api/servers/{server_id}/power", {"action": "restart"}),
+    ("POST", "/api/servers/{server_id}/power", {"action": "stop"}),
+    ("DELETE", "/api/servers/{server_id}", None),
+]
+# Each power step moves away from the status it starts in, so waiting for the next status
+# can never be satisfied by a stale one.
+WAIT_FOR = {("POST", "/api/servers/{server_id}/power", "start"): "running",
+            ("POST", "/api/servers/{server_id}/power", "kill"): "offline",
+            ("POST", "/api/servers/{server_id}/power", "restart"): "running",
+            ("POST", "/api/servers/{server_id}/power", "stop"): "offline"}
+
+
+def _server_routes(app):
+    for path, methods in app.routes.items():
+        for method, entry in methods.items():
+            meta = ROUTE_META[entry.view_function]
+            if meta.permission is not None:
+                yield method, path, meta
+
+
+def _permission(meta, body):
+    return meta.permission if isinstance(meta.permission, str) else meta.permission(meta.body.model_validate(body))
+
+
+def test_every_server_route_has_an_example(stack):
+    covered = {(m, p) for m, p, _ in EXAMPLES}
+    missing = {(m, p) for m, p, _ in _server_routes(stack.app)} - covered
+    assert not missing, f"add these routes to the authorization matrix: {sorted(missing)}"
+
+
+def test_every_route_permission_is_in_the_catalogue(stack):
+    for method, path, meta in _server_routes(stack.app):
+        if isinstance(meta.permission, str):
+            assert meta.permission in permissions.CATALOGUE, (method, path)
+    for _m, p, body in EXAMPLES:
+        meta = next(meta for m, path, meta in _server_routes(stack.app) if path == p and m == _m)
+        assert _permission(meta, body) in permissions.CATALOGUE
+
+
+@pytest.fixture()
+def world(owner, stranger, make_user):
+    server = owner.post("/servers", {"name": "Matrix", "blueprint_id": "demo", "location_id": "local"}).json()
+    other = owner.post("/servers", {"name": "Other", "blueprint_id": "demo", "location_id": "local"}).json()
+    for s in (server, other):
+        wait_status(owner, s["id"], "offline")
+    sub = make_user()
+    return server, other, sub
+
+
+def test_matrix(stack, owner, stranger, world):
+    server, other, sub = world
+    metas = {(m, p): meta for m, p, meta in _server_routes(stack.app)}
+    store = get_store()
+    for method, path, body in EXAMPLES:
+        meta = metas[(method, path)]
+        needed = _permission(meta, body)
+        url = path.removeprefix("/api").replace("{server_id}", server["id"])
+
+        # Subuser holding everything except the needed node: 403 and nothing happens.
+        try:
+            existing = store.get_subuser(server["id"], sub.id)
+            existing.permissions = sorted(permissions.ALL - {needed})
+            store.put_subuser(existing)
+        except Exception:
+            store.put_subuser(Subuser(server_id=server["id"], user_id=sub.id,
+                                      permissions=sorted(permissions.ALL - {needed})))
+        r = _call(sub, method, url, body)
+        assert r.status_code == 403, (method, path, needed, r.status_code, r.text)
+        assert r.json()["error"]["message"] == f"missing permission {needed}"
+
+        # No access at all, or no token: 404 / 401, never a hint that the server exists.
+        assert _call(stranger, method, url, body).status_code == 404, (method, path)
+        assert _call(None, method, url, body, base=owner.base).status_code == 401, (method, path)
+        # The owner's own token pointed at a server id that does not exist: 404 as well.
+        ghost = path.removeprefix("/api").replace("{server_id}", "doesnotexist")
+        assert _call(owner, method, ghost, body).status_code == 404
+
+        r = _call(owner, method, url, body)
+        assert 200 <= r.status_code < 300, (method, path, r.status_code, r.text)
+        wanted = WAIT_FOR.get((method, path, (body or {}).get("action")))
+        if wanted:
+            wait_status(owner, server["id"], wanted)
+    assert owner.get(f"/servers/{other['id']}").status_code == 200  # the other server was untouched
+
+
+def _call(user, method, url, body, base=None):
+    import requests
+
+    if user is None:
+        return requests.request(method, f"{base}{url}", json=body, timeout=15)
+    if method == "GET":
+        return user.get(url)
+    if method == "DELETE":
+        return user.delete(url)
+    return user.post(url, body)
