@@ -1,15 +1,21 @@
 import { lazy, Suspense, useEffect, useSyncExternalStore } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { clearTokens, getTokens, subscribeAuth } from "./lib/auth";
-import { navigate, parseRoute, paths, usePath, href } from "./lib/router";
+import { navigate, parseRoute, paths, usePath, href, PUBLIC_ROUTES } from "./lib/router";
 import { useMe } from "./lib/queries";
-import { LoginPage, Logo } from "./pages/LoginPage";
+import { startAutoRefresh } from "./lib/session";
+import { Logo } from "./components/Logo";
+import { LoginPage } from "./pages/LoginPage";
+import { SignUpPage } from "./pages/SignUpPage";
+import { ForgotPasswordPage, ResetPasswordPage } from "./pages/PasswordResetPages";
 import { ServersPage } from "./pages/ServersPage";
 import { NewServerPage } from "./pages/NewServerPage";
 import { Button, Spinner } from "./components/ui";
 
 // The server page carries xterm and mqtt.js: load it on demand.
 const ServerPage = lazy(() => import("./pages/ServerPage").then((m) => ({ default: m.ServerPage })));
+// The account page carries the QR code encoder.
+const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
 
 function useSignedIn(): boolean {
   return useSyncExternalStore(subscribeAuth, () => getTokens() !== null);
@@ -20,26 +26,42 @@ export function App() {
   const route = parseRoute(usePath());
   const queryClient = useQueryClient();
 
-  // Signed out (sign out, or any 401): drop cached data and go to the login page.
+  const isPublic = PUBLIC_ROUTES.has(route.name);
+
+  // Refresh the access token shortly before it expires, for as long as the app is open.
+  useEffect(() => startAutoRefresh(), []);
+
+  // Signed out (sign out, or a session that could not be refreshed): drop cached data and go
+  // to the login page. Signed in on a signed-out page (login, sign-up, reset): into the app.
   useEffect(() => {
     if (!signedIn) {
       queryClient.clear();
-      if (route.name !== "login") navigate(paths.login, { replace: true });
-    } else if (route.name === "login") {
+      if (!isPublic) navigate(paths.login, { replace: true });
+    } else if (isPublic) {
       navigate(paths.servers, { replace: true });
     }
-  }, [signedIn, route.name, queryClient]);
+  }, [signedIn, isPublic, queryClient]);
 
-  if (!signedIn || route.name === "login") {
-    return signedIn ? null : <LoginPage onSignedIn={() => navigate(paths.servers, { replace: true })} />;
+  const enter = () => navigate(paths.servers, { replace: true });
+  if (!signedIn || isPublic) {
+    if (signedIn) return null;
+    if (route.name === "signup") return <SignUpPage onSignedIn={enter} />;
+    if (route.name === "forgot") return <ForgotPasswordPage />;
+    if (route.name === "reset") return <ResetPasswordPage />;
+    return <LoginPage onSignedIn={enter} />;
   }
 
   return (
     <div className="min-h-dvh">
-      <Header />
+      <Header route={route.name} />
       <main className="mx-auto w-full max-w-6xl px-4 py-6 sm:px-6">
         {route.name === "servers" && <ServersPage />}
         {route.name === "new-server" && <NewServerPage />}
+        {route.name === "account" && (
+          <Suspense fallback={<Spinner label="Loading" />}>
+            <AccountPage />
+          </Suspense>
+        )}
         {route.name === "server" && (
           <Suspense fallback={<Spinner label="Loading" />}>
             <ServerPage id={route.id} />
@@ -58,7 +80,7 @@ export function App() {
   );
 }
 
-function Header() {
+function Header({ route }: { route: string }) {
   const me = useMe();
   return (
     <header className="sticky top-0 z-10 border-b border-zinc-800 bg-zinc-950/85 backdrop-blur">
@@ -83,6 +105,14 @@ function Header() {
               )}
             </span>
           )}
+          <a
+            href={href(paths.account)}
+            data-testid="account-link"
+            aria-current={route === "account" ? "page" : undefined}
+            className="shrink-0 rounded-md px-3 py-2 text-sm font-medium text-zinc-300 hover:bg-zinc-800 hover:text-white focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-400 aria-[current=page]:bg-zinc-800 aria-[current=page]:text-white"
+          >
+            Account
+          </a>
           <Button variant="ghost" data-testid="sign-out" onClick={() => clearTokens()}>
             Sign out
           </Button>

@@ -1,12 +1,16 @@
-import { clearTokens, getTokens, setTokens } from "./auth";
+import { clearTokens, getTokens, setTokens, updateTokens } from "./auth";
 import type {
   Blueprint,
   ConsoleGrant,
   Location,
+  LoginAnswer,
   LoginResponse,
   Me,
   PowerAction,
+  RefreshResponse,
   Server,
+  SignUpResponse,
+  TotpSetup,
 } from "./types";
 
 export class ApiError extends Error {
@@ -49,16 +53,19 @@ async function parseError(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message, fields);
 }
 
-async function request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+const SESSION_ENDED = "Your session has ended. Sign in again.";
+
+async function send(
+  method: string,
+  path: string,
+  body: unknown,
+  accessToken: string | null,
+): Promise<Response> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (auth) {
-    const tokens = getTokens();
-    if (tokens) headers["Authorization"] = `Bearer ${tokens.access_token}`;
-  }
-  let res: Response;
+  if (accessToken) headers["Authorization"] = `Bearer ${accessToken}`;
   try {
-    res = await fetch(`/api${path}`, {
+    return await fetch(`/api${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -66,22 +73,107 @@ async function request<T>(method: string, path: string, body?: unknown, auth = t
   } catch {
     throw new ApiError(0, "network_error", "Could not reach the server. Check your connection.");
   }
-  if (!res.ok) {
-    const err = await parseError(res);
-    // Any 401 on an authenticated call ends the session: back to login.
-    if (auth && res.status === 401) clearTokens();
-    throw err;
-  }
+}
+
+async function parseBody<T>(res: Response): Promise<T> {
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
+// One refresh at a time: concurrent 401s (and the timer) share it.
+let refreshing: Promise<boolean> | null = null;
+
+/**
+ * Exchange the held refresh token for new access and ID tokens. Resolves true when the
+ * session goes on (also when another caller already replaced `staleAccessToken`), false
+ * when it has ended (tokens cleared). Network and server errors reject and leave the tokens.
+ */
+export function refreshSession(staleAccessToken?: string): Promise<boolean> {
+  const tokens = getTokens();
+  if (!tokens) return Promise.resolve(false);
+  if (staleAccessToken && tokens.access_token !== staleAccessToken) return Promise.resolve(true);
+  if (!refreshing) {
+    refreshing = (async () => {
+      const res = await send("POST", "/auth/refresh", { refresh_token: tokens.refresh_token }, null);
+      if (res.ok) {
+        updateTokens(await parseBody<RefreshResponse>(res));
+        return true;
+      }
+      if (res.status >= 400 && res.status < 500 && res.status !== 429) {
+        clearTokens(SESSION_ENDED);
+        return false;
+      }
+      throw await parseError(res);
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+async function request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+  if (!auth) {
+    const res = await send(method, path, body, null);
+    if (!res.ok) throw await parseError(res);
+    return parseBody<T>(res);
+  }
+  let tokens = getTokens();
+  // Expired while the tab slept (timers don't fire then): refresh before sending.
+  if (tokens && tokens.expires_at - Date.now() < 5_000) {
+    await refreshSession(tokens.access_token).catch(() => undefined);
+    tokens = getTokens();
+  }
+  const token = tokens?.access_token ?? null;
+  let res = await send(method, path, body, token);
+  if (res.status === 401 && token && tokens?.refresh_token) {
+    // Access token refused: refresh once and retry. If the refresh fails, the session is over.
+    const ok = await refreshSession(token).catch(() => false);
+    const fresh = getTokens();
+    if (ok && fresh) res = await send(method, path, body, fresh.access_token);
+  }
+  if (!res.ok) {
+    const err = await parseError(res);
+    if (res.status === 401) clearTokens(SESSION_ENDED);
+    throw err;
+  }
+  return parseBody<T>(res);
+}
+
 export const api = {
-  async login(email: string, password: string): Promise<void> {
-    const res = await request<LoginResponse>("POST", "/auth/login", { email, password }, false);
+  /** Stores the tokens, or returns the two-factor challenge to answer with a code. */
+  async login(
+    email: string,
+    password: string,
+  ): Promise<{ challenge: "totp"; session: string } | null> {
+    const res = await request<LoginAnswer>("POST", "/auth/login", { email, password }, false);
+    if ("challenge" in res) return res;
     setTokens(res);
+    return null;
   },
+  async loginTotp(email: string, session: string, code: string): Promise<void> {
+    setTokens(
+      await request<LoginResponse>("POST", "/auth/login/totp", { email, session, code }, false),
+    );
+  },
+  signUp: (email: string, password: string) =>
+    request<SignUpResponse>("POST", "/auth/signup", { email, password }, false),
+  confirmSignUp: (email: string, code: string) =>
+    request<unknown>("POST", "/auth/confirm", { email, code }, false),
+  forgotPassword: (email: string) =>
+    request<unknown>("POST", "/auth/password/forgot", { email }, false),
+  resetPassword: (email: string, code: string, password: string) =>
+    request<unknown>("POST", "/auth/password/reset", { email, code, password }, false),
+  /** Sign out everywhere: every session's tokens stop working; then the local ones are dropped. */
+  async logoutEverywhere(): Promise<void> {
+    await request<unknown>("POST", "/auth/logout", {});
+    clearTokens("You have been signed out on every device.");
+  },
+  changePassword: (current_password: string, new_password: string) =>
+    request<unknown>("POST", "/me/password", { current_password, new_password }),
+  totpSetup: () => request<TotpSetup>("POST", "/me/totp/setup", {}),
+  totpVerify: (code: string) => request<{ totp: boolean }>("POST", "/me/totp/verify", { code }),
+  totpDisable: () => request<{ totp: boolean }>("DELETE", "/me/totp"),
   me: () => request<Me>("GET", "/me"),
   blueprints: () => request<Blueprint[]>("GET", "/blueprints"),
   locations: () => request<Location[]>("GET", "/locations"),

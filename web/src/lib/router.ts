@@ -2,6 +2,10 @@ import { useSyncExternalStore } from "react";
 
 export type Route =
   | { name: "login" }
+  | { name: "signup" }
+  | { name: "forgot" }
+  | { name: "reset" }
+  | { name: "account" }
   | { name: "servers" }
   | { name: "new-server" }
   | { name: "server"; id: string }
@@ -16,6 +20,10 @@ export function parseRoute(path: string): Route {
   const clean = path.split("?")[0] ?? "/";
   if (clean === "/" || clean === "/servers") return { name: "servers" };
   if (clean === "/login") return { name: "login" };
+  if (clean === "/signup") return { name: "signup" };
+  if (clean === "/password/forgot") return { name: "forgot" };
+  if (clean === "/password/reset") return { name: "reset" };
+  if (clean === "/account") return { name: "account" };
   if (clean === "/servers/new") return { name: "new-server" };
   const m = /^\/servers\/([^/]+)\/?$/.exec(clean);
   if (m && m[1]) return { name: "server", id: decodeURIComponent(m[1]) };
@@ -47,7 +55,26 @@ export const paths = {
   newServer: "/servers/new",
   server: (id: string) => `/servers/${encodeURIComponent(id)}`,
   login: "/login",
+  signup: "/signup",
+  forgot: "/password/forgot",
+  reset: "/password/reset",
+  account: "/account",
 };
+
+/** Pages for people who are not signed in. */
+export const PUBLIC_ROUTES = new Set<Route["name"]>(["login", "signup", "forgot", "reset"]);
+
+/** A path with a query string, e.g. withQuery(paths.login, { email }). */
+export function withQuery(path: string, params: Record<string, string>): string {
+  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
+  return q ? `${path}?${q}` : path;
+}
+
+/** The query string of the current hash path. */
+export function queryParams(path: string): URLSearchParams {
+  const i = path.indexOf("?");
+  return new URLSearchParams(i >= 0 ? path.slice(i + 1) : "");
+}
 
 export function href(path: string): string {
   return `#${path}`;

@@ -59,6 +59,27 @@ export interface LoginResponse {
   expires_in: number;
 }
 
+/** A refresh answers without a new refresh token. */
+export interface RefreshResponse {
+  access_token: string;
+  id_token: string;
+  refresh_token?: string;
+  expires_in: number;
+}
+
+/** POST /auth/login: tokens, or a two-factor challenge to answer with a code. */
+export type LoginAnswer = LoginResponse | { challenge: "totp"; session: string };
+
+export interface SignUpResponse {
+  email: string;
+  confirmed: boolean;
+}
+
+export interface TotpSetup {
+  secret: string;
+  otpauth_uri: string;
+}
+
 export type PowerAction = "start" | "stop" | "restart" | "kill";
 
 export interface ConsoleGrant {
