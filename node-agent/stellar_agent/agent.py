@@ -1,18 +1,26 @@
 """The node agent: one MQTT session to the broker, one ``Server`` per game server.
 
-Commands arrive on the node's cmd topic (QoS 1, persistent MQTT v5 session, so commands
+Commands arrive on the node's cmd topic (QoS 1, persistent MQTT 3.1.1 session, so commands
 published while the agent was away are delivered when it returns). Each is validated,
 de-duplicated by id (on disk, so a redelivery after a restart still runs once), queued on
 its server's worker and acknowledged with its result. The retained node status is
 "online" while connected; the broker's last will flips it to "offline" if we vanish.
+
+The network loop is ours (not paho's): reconnects back off exponentially with jitter so
+a broker restart does not meet every node of a fleet at the same instant. A ticker
+publishes stats of viewed servers, the low-rate heartbeat and enforces disk limits.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -28,6 +36,7 @@ from stellar_protocol.messages import (
     PowerCommand,
     ProtocolError,
     ServerSpec,
+    ViewerCommand,
     decode_command,
     encode,
 )
@@ -36,7 +45,7 @@ from . import __version__
 from .config import AgentConfig
 from .runtime import Runtime, select_runtime
 from .server import Server
-from .storage import CommandLog, read_json
+from .storage import CommandLog, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,21 @@ def _salvage_id(payload: bytes) -> str | None:
     return value if isinstance(value, str) and re.match(_ID_PATTERN, value) else None
 
 
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits uniform(base, min(cap, base * 2**n))."""
+
+    def __init__(self, base: float, cap: float, rng: Callable[[], float] = random.random) -> None:
+        self.base, self.cap, self.attempt, self._rng = base, max(cap, base), 0, rng
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * 2 ** min(self.attempt, 32))
+        self.attempt += 1
+        return self.base + (ceiling - self.base) * self._rng()
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
 class Agent:
     """A node agent; ``start()`` returns at once, work happens on background threads."""
 
@@ -66,18 +90,35 @@ class Agent:
         self._servers_lock = threading.Lock()
         self._commands = CommandLog(config.data_dir / "commands.log")
         self._connected = threading.Event()
+        self._stopping = threading.Event()
         self._started = False
+        self._started_at = time.monotonic()
         self._sub_mid = -1
+        # server id -> latest grant expiry (epoch); on disk so a restarted agent keeps streaming
+        self._viewers_path = config.data_dir / "viewers.json"
+        saved = read_json(self._viewers_path)
+        pairs = saved.items() if isinstance(saved, dict) else []
+        self._viewers: dict[str, float] = {str(k): float(v) for k, v in pairs if isinstance(v, int | float)}
+        self._offline_console = 0  # console messages queued since the connection dropped
+        self._threads: list[threading.Thread] = []
+        self._stats_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stats")
+        self.backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+        self.connects = 0  # successful CONNACKs, for tests and diagnostics
         self.client = self._make_client()
 
     # ---- MQTT plumbing ----------------------------------------------------------------
     def _status(self, status: str) -> bytes:
+        """The retained node status; ``online`` doubles as the heartbeat with every server's state."""
+        online = status == "online"
         return encode(
             NodeStatus(
                 status=status,  # type: ignore[arg-type]
                 runtime=self.runtime.name,
                 isolated=self.runtime.isolated,
                 agent_version=__version__,
+                servers={s.id: s.state for s in self._all_servers()} if online else None,  # type: ignore[misc]
+                uptime_s=round(time.monotonic() - self._started_at, 1) if online else None,
+                heartbeat_s=self.config.heartbeat_s if online else None,
             )
         )
 
@@ -90,7 +131,7 @@ class Agent:
             # broker and AWS IoT Core; queued QoS 1 commands survive reconnects.
             protocol=mqtt.MQTTv311,
             clean_session=False,
-            reconnect_on_failure=True,
+            reconnect_on_failure=False,  # _network() reconnects, with jitter
         )
         if cfg.broker_username is not None:
             client.username_pw_set(cfg.broker_username, cfg.broker_password)
@@ -101,7 +142,6 @@ class Agent:
                 keyfile=str(cfg.broker_key) if cfg.broker_key else None,
             )
         client.will_set(topics.node_status(cfg.node_id), self._status("offline"), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -109,8 +149,71 @@ class Agent:
         return client
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Thread-safe publish; QoS 1 messages are queued by paho while disconnected."""
+        """Thread-safe publish; QoS 1 messages are queued by paho while disconnected.
+
+        Console batches are the one unbounded producer, so while disconnected at most
+        ``offline_console_limit`` of them are kept; states and acks are always kept.
+        """
+        if not self._connected.is_set() and topic.endswith("/console"):
+            self._offline_console += 1
+            if self._offline_console > self.config.offline_console_limit:
+                if self._offline_console == self.config.offline_console_limit + 1:
+                    log.warning("broker unreachable: dropping console output beyond %d messages",
+                                self.config.offline_console_limit)
+                return
         self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def viewed(self, server_id: str) -> bool:
+        """Whether a viewer holds a live grant for the server (the cost rule)."""
+        return time.time() < self._viewers.get(server_id, 0.0)
+
+    def _network(self) -> None:
+        """Connect, run paho's loop, and on any drop reconnect after a jittered backoff."""
+        while not self._stopping.is_set():
+            try:
+                self.client.reconnect()
+            except OSError as exc:  # refused, unreachable, TLS failure (ssl.SSLError is an OSError)
+                delay = self.backoff.next()
+                log.warning("cannot reach broker %s:%s (%s); retrying in %.1fs",
+                            self.config.broker_host, self.config.broker_port, exc, delay)
+                self._stopping.wait(delay)
+                continue
+            while not self._stopping.is_set():
+                if self.client.loop(timeout=0.5) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+            self._connected.clear()
+            if self._stopping.is_set():
+                # drain what stop() queued (the offline status) before the socket closes
+                for _ in range(10):
+                    if self.client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                return
+            delay = self.backoff.next()
+            log.warning("connection to broker lost; reconnecting in %.1fs", delay)
+            self._stopping.wait(delay)
+
+    def _tick(self) -> None:
+        """Stats every ``stats_interval_s`` (viewed servers), heartbeat, disk enforcement."""
+        cfg = self.config
+        now = time.monotonic()
+        next_stats, next_beat, next_disk = now + cfg.stats_interval_s, now + cfg.heartbeat_s, now
+        while not self._stopping.wait(max(min(next_stats, next_beat, next_disk) - time.monotonic(), 0.02)):
+            now = time.monotonic()
+            try:
+                if now >= next_stats:
+                    # Docker answers a stats call in up to ~1 s: sample servers in parallel
+                    list(self._stats_pool.map(lambda server: server.publish_stats(), self._all_servers()))
+                    next_stats = time.monotonic() + cfg.stats_interval_s
+                if now >= next_beat:
+                    next_beat = now + cfg.heartbeat_s
+                    if self._connected.is_set():
+                        self.publish(topics.node_status(self.node_id), self._status("online"), 1, True)
+                if now >= next_disk:
+                    next_disk = now + cfg.disk_check_interval_s
+                    for server in self._all_servers():
+                        server.check_disk()
+            except Exception:  # the ticker must survive a bad sample or a vanished server
+                log.exception("ticker")
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -122,6 +225,9 @@ class Agent:
             self.config.broker_port,
             getattr(flags, "session_present", None),
         )
+        self.backoff.reset()
+        self.connects += 1
+        self._offline_console = 0
         client.publish(topics.node_status(self.node_id), self._status("online"), qos=1, retain=True)
         self._sub_mid = client.subscribe(topics.node_commands(self.node_id), qos=1)[1]
         for server in self._all_servers():  # reconcile: the broker may hold stale states
@@ -163,6 +269,8 @@ class Agent:
             log.info("duplicate command %s ignored", cmd.id)
             self._ack(cmd.id, duplicate=True)
             return
+        # The control plane's trace header rides in the command: log it so this work joins that trace.
+        log.info("command %s %s received trace=%s", cmd.id, cmd.type, cmd.trace_id or "-")
         try:
             self._dispatch(cmd)
         except Exception as exc:
@@ -175,8 +283,18 @@ class Agent:
 
     def _dispatch(self, cmd: Any) -> None:
         def done(error: str | None) -> None:
+            log.info("command %s %s finished (%s) trace=%s", cmd.id, cmd.type, error or "ok", cmd.trace_id or "-")
             self._ack(cmd.id, error)
 
+        if isinstance(cmd, ViewerCommand):
+            # Not queued and not tied to an existing server: the grant may precede the install.
+            with self._servers_lock:
+                now = time.time()
+                self._viewers = {k: v for k, v in self._viewers.items() if v > now}
+                self._viewers[cmd.server_id] = max(self._viewers.get(cmd.server_id, 0.0), cmd.until)
+                write_json(self._viewers_path, self._viewers)
+            self._ack(cmd.id)
+            return
         if isinstance(cmd, InstallCommand):
             with self._servers_lock:
                 server = self.servers.get(cmd.spec.server_id)
@@ -212,7 +330,8 @@ class Agent:
             self._ack(cmd.id, f"unsupported command {type(cmd).__name__}")
 
     def _new_server(self, spec: ServerSpec) -> Server:
-        return Server(spec, self.config, self.runtime, self.publish)
+        sid = spec.server_id
+        return Server(spec, self.config, self.runtime, self.publish, viewed=lambda: self.viewed(sid))
 
     # ---- lifecycle ----------------------------------------------------------------
     def _load_servers(self) -> None:
@@ -234,9 +353,15 @@ class Agent:
         for sub in (self.config.servers_dir, self.config.volumes_dir):
             sub.mkdir(parents=True, exist_ok=True)
         self._started = True
+        self._stopping.clear()
         self._load_servers()
         self.client.connect_async(self.config.broker_host, self.config.broker_port, keepalive=self.config.keepalive_s)
-        self.client.loop_start()
+        self._threads = [
+            threading.Thread(target=self._network, name="mqtt", daemon=True),
+            threading.Thread(target=self._tick, name="ticker", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         log.info(
             "agent %s started (runtime %s%s)",
             self.node_id,
@@ -268,8 +393,11 @@ class Agent:
                 info.wait_for_publish(timeout=5)
             except (RuntimeError, ValueError):
                 pass
+        self._stopping.set()
         self.client.disconnect()
-        self.client.loop_stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._stats_pool.shutdown(wait=False)
         self._connected.clear()
 
     def run_forever(self) -> None:

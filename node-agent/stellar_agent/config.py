@@ -34,6 +34,19 @@ class AgentConfig(BaseModel):
     console_batch_ms: int = Field(default=50, ge=1, le=10_000)
     backlog_lines: int = Field(default=150, ge=0, le=100_000)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # Console throttle (Wings: 2,000 lines per 100 ms); 0 disables it.
+    console_throttle_lines: int = Field(default=2000, ge=0, le=1_000_000)
+    console_throttle_ms: int = Field(default=100, ge=10, le=60_000)
+    # Console messages kept for the broker while disconnected; beyond that they are
+    # dropped and counted, so a long outage cannot exhaust the agent's memory.
+    offline_console_limit: int = Field(default=2000, ge=0, le=1_000_000)
+    stats_interval_s: float = Field(default=1.0, ge=0.1, le=3600)
+    heartbeat_s: float = Field(default=30.0, ge=1, le=3600)
+    # How often running servers' directories are measured against their disk limit.
+    disk_check_interval_s: float = Field(default=60.0, ge=0.5, le=86_400)
+    # Reconnect: exponential backoff between these bounds with full jitter.
+    reconnect_min_s: float = Field(default=0.5, ge=0.05, le=60)
+    reconnect_max_s: float = Field(default=60.0, ge=0.1, le=3600)
 
     @property
     def servers_dir(self) -> Path:

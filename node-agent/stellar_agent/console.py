@@ -81,35 +81,79 @@ def batches(lines: list[str], limit: int = MAX_MESSAGE) -> list[list[str]]:
 
 
 class Console:
-    """Per-server console: a ring buffer for late viewers and a batching publisher."""
+    """Per-server console: a ring buffer for late viewers, a throttle and a batching publisher.
+
+    Bounds, as the wire needs them: a line waits at most ``batch_ms`` (the deadline is set
+    by the first line of a batch, not reset by later ones), a message never exceeds
+    ``MAX_MESSAGE`` bytes, and a batch reaching that size is flushed at once. Above
+    ``throttle_lines`` per ``throttle_ms`` window (Wings: 2,000 per 100 ms) lines are
+    dropped and counted in the next message's ``dropped``, so a flooding game costs
+    bounded CPU and bandwidth instead of stalling the agent.
+    """
 
     def __init__(
         self,
         publish: Callable[[ConsoleMessage], None],
         batch_ms: int = 50,
         backlog_lines: int = 150,
+        throttle_lines: int = 2000,
+        throttle_ms: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+        thread: bool = True,
     ) -> None:
         self._publish = publish
         self._batch_s = batch_ms / 1000.0
         self._ring: deque[tuple[Source, str]] = deque(maxlen=max(backlog_lines, 0) or None)
         self._keep_ring = backlog_lines > 0
         self._pending: list[tuple[Source, str]] = []
+        self._pending_bytes = 0
+        self._deadline: float | None = None
         self._dropped = 0
+        self._limit = throttle_lines
+        self._window_s = throttle_ms / 1000.0
+        self._window_start = float("-inf")
+        self._window_count = 0
+        self._clock = clock
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="console-flush", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(target=self._run, name="console-flush", daemon=True)
+            self._thread.start()
 
     def push(self, line: str, source: Source = "server") -> None:
         with self._cond:
+            now = self._clock()
+            if source == "server" and self._limit > 0:
+                if now - self._window_start >= self._window_s:
+                    self._window_start, self._window_count = now, 0
+                self._window_count += 1
+                if self._window_count > self._limit:
+                    self._dropped += 1
+                    if self._deadline is None:
+                        self._deadline = now + self._batch_s  # the marker must go out too
+                        self._cond.notify()
+                    return
             if self._keep_ring:
                 self._ring.append((source, line))
             self._pending.append((source, line))
-            if len(self._pending) > MAX_PENDING:
+            self._pending_bytes += _cost(line)
+            if len(self._pending) > MAX_PENDING:  # publishing fell behind: drop the oldest
                 excess = len(self._pending) - MAX_PENDING
+                self._pending_bytes -= sum(_cost(ln) for _, ln in self._pending[:excess])
                 del self._pending[:excess]
                 self._dropped += excess
-            self._cond.notify()
+            if self._deadline is None:
+                self._deadline = now + self._batch_s
+                self._cond.notify()
+            elif self._pending_bytes + _OVERHEAD >= MAX_MESSAGE:
+                self._deadline = now  # a full message: no reason to wait
+                self._cond.notify()
+
+    def due(self) -> bool:
+        """Whether the pending batch has reached its deadline (or size bound)."""
+        with self._cond:
+            return self._deadline is not None and self._clock() >= self._deadline
 
     def backlog(self) -> None:
         """Re-publish the ring buffer (flagged ``backlog``) for a viewer that just joined."""
@@ -122,7 +166,10 @@ class Console:
     def flush(self) -> None:
         with self._cond:
             pending, dropped = self._pending, self._dropped
-            self._pending, self._dropped = [], 0
+            self._pending, self._dropped, self._pending_bytes, self._deadline = [], 0, 0, None
+        if dropped and not pending:
+            self._publish(ConsoleMessage(lines=[], dropped=dropped, source="agent"))
+            return
         first = True
         for source, group in _by_source(pending):
             for chunk in batches(group):
@@ -135,17 +182,18 @@ class Console:
         with self._cond:
             self._closed = True
             self._cond.notify()
-        self._thread.join(timeout=2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)
         self.flush()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
+                while not self._closed and (self._deadline is None or self._clock() < self._deadline):
+                    wait = None if self._deadline is None else max(self._deadline - self._clock(), 0.0)
+                    self._cond.wait(wait)
                 if self._closed:
                     return
-            time.sleep(self._batch_s)  # let the batch fill for at most batch_ms
             try:
                 self.flush()
             except Exception:  # a publish failure must not kill the console

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Protocol
 
 from stellar_protocol import topics
-from stellar_protocol.messages import ConsoleMessage, ServerSpec, StateMessage, encode
+from stellar_protocol.messages import ConsoleMessage, ServerSpec, StateMessage, StatsMessage, encode
 
 from .config import AgentConfig
+from .configfiles import apply_config_files, patch_values
 from .console import Console, LineSplitter
 from .runtime.base import SERVER_GID, SERVER_UID, Runtime, RuntimeError_
 from .storage import read_json, write_json
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 CRASH_WINDOW_S = 60.0
 KILL_WAIT_S = 15.0
+MB = 1024 * 1024
+STATS_DISK_MAX_AGE_S = 10.0  # stats re-measure the directory at most this often
 ACTIVE = frozenset({"starting", "running", "stopping"})
 
 
@@ -57,10 +60,42 @@ def _chown_tree(root: Path) -> None:
                 pass
 
 
+def dir_usage(root: Path) -> int:
+    """Bytes allocated under ``root`` (st_blocks, so sparse files count as what they use).
+
+    Symlinks are measured as links, never followed: a link to / must not make a tenant's
+    usage the host's.
+    """
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += st.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return total
+
+
 class Server:
     """State, console and serialized operations of one game server on this node."""
 
-    def __init__(self, spec: ServerSpec, config: AgentConfig, runtime: Runtime, publish: Publisher) -> None:
+    def __init__(
+        self,
+        spec: ServerSpec,
+        config: AgentConfig,
+        runtime: Runtime,
+        publish: Publisher,
+        viewed: Callable[[], bool] | None = None,
+    ) -> None:
         self.spec = spec
         self.id = spec.server_id
         self.config = config
@@ -82,7 +117,16 @@ class Server:
         self._generation = 0
         self._closed = False
         self._done = self._compile_done(spec)
-        self.console = Console(self._publish_console, config.console_batch_ms, config.backlog_lines)
+        self._viewed = viewed or (lambda: True)
+        self._disk: tuple[int, float] | None = None  # (bytes, monotonic time measured)
+        self._disk_stop_pending = False
+        self.console = Console(
+            self._publish_console,
+            config.console_batch_ms,
+            config.backlog_lines,
+            throttle_lines=config.console_throttle_lines,
+            throttle_ms=config.console_throttle_ms,
+        )
         self._queue: queue.Queue[tuple[Callable[[], None], Callable[[str | None], None]] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name=f"server-{self.id}", daemon=True)
         self._worker.start()
@@ -112,7 +156,73 @@ class Server:
         self._set_state(self.state, self.detail)
 
     def _publish_console(self, msg: ConsoleMessage) -> None:
-        self._publish(topics.server_console(self.config.node_id, self.id), encode(msg), 0, False)
+        """Cost rule: console leaves the node only while a viewer holds a grant.
+
+        QoS 1, so batches produced while the broker is away are delivered when it is back.
+        A backlog is an explicit request, answered even without a grant.
+        """
+        if msg.backlog or self._viewed():
+            self._publish(topics.server_console(self.config.node_id, self.id), encode(msg), 1, False)
+
+    # ---- resources ----------------------------------------------------------------------
+    def disk_usage(self, max_age: float = 0.0) -> int:
+        now = time.monotonic()
+        if self._disk is None or now - self._disk[1] > max_age:
+            self._disk = (dir_usage(self.dir), now)
+        return self._disk[0]
+
+    def over_disk(self) -> str | None:
+        """Why the server is over its disk limit, or None (a fresh measurement)."""
+        used, limit = self.disk_usage(), self.spec.limits.disk_mb
+        if used > limit * MB:
+            return f"disk limit exceeded: {used / MB:.1f} MB used of {limit} MB"
+        return None
+
+    def check_disk(self) -> None:
+        """Periodic enforcement: a running server over its limit is stopped (Wings only refuses starts)."""
+        if self.state not in ("starting", "running") or self._disk_stop_pending:
+            return
+        why = self.over_disk()
+        if why is None:
+            return
+        self._disk_stop_pending = True
+        self._say(f"{why}; stopping the server")
+
+        def stop() -> None:
+            try:
+                self.stop(detail=why)
+            finally:
+                self._disk_stop_pending = False
+
+        self.submit(stop, lambda err: err and log.warning("server %s: disk stop: %s", self.id, err))
+
+    def stats(self) -> StatsMessage | None:
+        """A sample while the instance runs, or None."""
+        if self.state not in ACTIVE:
+            return None
+        sample = self.runtime.stats(self.id)
+        if sample is None:
+            return None
+        return StatsMessage(
+            cpu_percent=sample.cpu_percent,
+            memory_bytes=sample.memory_bytes,
+            memory_limit_bytes=sample.memory_limit_bytes,
+            rx_bytes=sample.rx_bytes,
+            tx_bytes=sample.tx_bytes,
+            uptime_s=sample.uptime_s,
+            disk_bytes=self.disk_usage(STATS_DISK_MAX_AGE_S),
+            disk_limit_bytes=self.spec.limits.disk_mb * MB,
+        )
+
+    def publish_stats(self) -> bool:
+        """Publish one sample if running and viewed; True when something was sent."""
+        if not self._viewed():
+            return False
+        msg = self.stats()  # Docker may take up to a second: the grant can lapse meanwhile
+        if msg is None or not self._viewed():
+            return False
+        self._publish(topics.server_stats(self.config.node_id, self.id), encode(msg), 0, False)
+        return True
 
     def _say(self, text: str) -> None:
         self.console.push(f"[StellarStack] {text}", "agent")
@@ -179,8 +289,17 @@ class Server:
             if self.state == "install_failed":
                 raise ServerError("install failed; reinstall the server first")
             self._stop_requested = False
+        self.dir.mkdir(parents=True, exist_ok=True)
+        over = self.over_disk()
+        if over is not None:  # as Wings: a server over its disk limit does not start
+            self._say(over)
+            raise ServerError(over)
         self._set_state("starting")
         self.dir.mkdir(parents=True, exist_ok=True)
+        # Blueprint config-file patches (issue 6), rewritten before every start as Wings does;
+        # a file that cannot be patched is reported on the console and does not block the start.
+        for problem in apply_config_files(self.dir, self.spec.config_files, patch_values(self.spec, self.runtime)):
+            self._say(problem)
         _chown_tree(self.dir)
         try:
             self.runtime.create(self.spec, self.dir)
@@ -192,13 +311,13 @@ class Server:
         if not self._done:
             self._set_state("running")
 
-    def stop(self) -> None:
+    def stop(self, detail: str = "stopped") -> None:
         """Ask nicely (signal or console command), wait ``stop_timeout_s``, then SIGKILL."""
         with self._lock:
             if self.state not in ACTIVE:
                 return  # already stopped: stopping is idempotent
             self._stop_requested = True
-            self._exit_detail = "stopped"
+            self._exit_detail = detail
         self._set_state("stopping")
         stop = self.spec.stop
         try:
@@ -307,11 +426,12 @@ class Server:
                 now = time.monotonic()
                 restart = self._last_crash is None or now - self._last_crash >= CRASH_WINDOW_S
                 self._last_crash = now
+                oom = ", out of memory" if self.runtime.oom_killed(self.id) else ""
                 self._say(
-                    f"Server exited unexpectedly (code {code})"
+                    f"Server exited unexpectedly (code {code}{oom})"
                     + ("; restarting" if restart else "; crashed twice within a minute, not restarting")
                 )
-                self._set_state("offline", f"crashed (exit {code})")
+                self._set_state("offline", f"crashed (exit {code}{oom})")
             self._exited.set()
         if restart:
             self.submit(self._auto_restart, lambda err: err and log.warning("auto-restart: %s", err))

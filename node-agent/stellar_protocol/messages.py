@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .configpatch import ConfigFile
+
 VERSION = 1
 MAX_COMMAND_AGE = 600.0  # seconds; a persistent session may hold commands this long
 MAX_CLOCK_SKEW = 60.0
@@ -43,7 +45,11 @@ class InstallSpec(Strict):
 
 
 class Limits(Strict):
+    """Enforced by the runtime (memory, swap, CPU, pids) and by the agent (disk, see README)."""
+
     memory_mb: int = Field(ge=16, le=1_048_576)
+    # Swap on top of memory, as Wings: 0 = none, -1 = unlimited.
+    swap_mb: int = Field(default=0, ge=-1, le=1_048_576)
     cpu_percent: int = Field(default=100, ge=1, le=100_000)
     disk_mb: int = Field(default=1024, ge=1)
     pids: int = Field(default=512, ge=16, le=65_536)
@@ -71,6 +77,8 @@ class ServerSpec(Strict):
     limits: Limits
     ports: list[Port] = Field(default_factory=list, max_length=64)
     read_only_root: bool = False
+    # Blueprint config-file patches, applied by the agent before each start.
+    config_files: list[ConfigFile] = Field(default_factory=list, max_length=64)
 
 
 # ---- commands: control plane -> agent ------------------------------------------------
@@ -112,8 +120,20 @@ class DeleteCommand(_CommandBase):
     server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
+class ViewerCommand(_CommandBase):
+    """A viewer holds a grant for this server until ``until`` (epoch seconds).
+
+    The cost rule: console and stats are published only while some grant is live. The
+    control plane sends this whenever it mints a grant; the agent keeps the latest expiry.
+    """
+
+    type: Literal["viewer.grant"] = "viewer.grant"
+    server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    until: float = Field(gt=0)
+
+
 Command = Annotated[
-    Union[InstallCommand, PowerCommand, ConsoleCommand, BacklogCommand, DeleteCommand],
+    Union[InstallCommand, PowerCommand, ConsoleCommand, BacklogCommand, DeleteCommand, ViewerCommand],
     Field(discriminator="type"),
 ]
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)
@@ -123,6 +143,8 @@ _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)
 
 
 class Ack(Strict):
+    """The result of one command, published once per delivery (``duplicate`` on repeats)."""
+
     v: Literal[1] = VERSION
     id: str = Field(max_length=64)
     ts: float = Field(default_factory=time.time)
@@ -132,6 +154,8 @@ class Ack(Strict):
 
 
 class StateMessage(Strict):
+    """Retained power state; ``seq`` grows per server so an older state never wins."""
+
     v: Literal[1] = VERSION
     ts: float = Field(default_factory=time.time)
     server_id: str
@@ -141,6 +165,8 @@ class StateMessage(Strict):
 
 
 class ConsoleMessage(Strict):
+    """A batch of console lines (<= 50 ms, <= 64 KB); ``dropped`` counts throttled lines."""
+
     v: Literal[1] = VERSION
     ts: float = Field(default_factory=time.time)
     lines: list[str]
@@ -150,15 +176,24 @@ class ConsoleMessage(Strict):
 
 
 class NodeStatus(Strict):
+    """Retained node status and heartbeat; the broker's last will publishes ``offline``."""
+
     v: Literal[1] = VERSION
     ts: float = Field(default_factory=time.time)
     status: Literal["online", "offline"]
     runtime: str | None = None
     isolated: bool | None = None
     agent_version: str | None = None
+    # Heartbeat fields: the actual state of every server, so the control plane can
+    # reconcile after a reconnect, and the period after which silence means trouble.
+    servers: dict[str, ServerState] | None = None
+    uptime_s: float | None = Field(default=None, ge=0)
+    heartbeat_s: float | None = Field(default=None, gt=0)
 
 
 class StatsMessage(Strict):
+    """One resource sample per second per running, viewed server (cpu: % of one core)."""
+
     v: Literal[1] = VERSION
     ts: float = Field(default_factory=time.time)
     cpu_percent: float = Field(ge=0)
@@ -167,6 +202,8 @@ class StatsMessage(Strict):
     rx_bytes: int = Field(ge=0)
     tx_bytes: int = Field(ge=0)
     uptime_s: float = Field(ge=0)
+    disk_bytes: int = Field(default=0, ge=0)
+    disk_limit_bytes: int = Field(default=0, ge=0)
 
 
 class ProtocolError(ValueError):

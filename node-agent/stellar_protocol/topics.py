@@ -78,6 +78,43 @@ ALL_NODE_ACKS = f"{PREFIX}/nodes/+/ack"
 
 
 @dataclass(frozen=True)
+class Channel:
+    """One row of the catalogue: where a message goes, what it carries, how it is sent."""
+
+    kind: str  # the last topic segment, as returned by ``parse``
+    address: str  # AsyncAPI address with {nodeId} / {serverId} parameters
+    sender: str  # "control-plane" or "agent"
+    payload: str  # model name in ``stellar_protocol.messages``
+    qos: int
+    retain: bool
+    description: str
+
+
+CHANNELS: tuple[Channel, ...] = (
+    Channel("cmd", f"{PREFIX}/nodes/{{nodeId}}/cmd", "control-plane", "Command", 1, False,
+            "Commands for one node (QoS 1, persistent session). Delivered twice, run once."),
+    Channel("ack", f"{PREFIX}/nodes/{{nodeId}}/ack", "agent", "Ack", 1, False,
+            "One acknowledgement per command delivery, with the result or the error."),
+    Channel("status", f"{PREFIX}/nodes/{{nodeId}}/status", "agent", "NodeStatus", 1, True,
+            "Retained online/offline (the last will sets offline) and the periodic heartbeat."),
+    Channel("state", f"{PREFIX}/nodes/{{nodeId}}/servers/{{serverId}}/state", "agent", "StateMessage", 1, True,
+            "Retained power state of one server; always published. Empty payload: server deleted."),
+    Channel("console", f"{PREFIX}/nodes/{{nodeId}}/servers/{{serverId}}/console", "agent", "ConsoleMessage", 1,
+            False, "Console batches; published only while a viewer holds a grant (viewer.grant)."),
+    Channel("stats", f"{PREFIX}/nodes/{{nodeId}}/servers/{{serverId}}/stats", "agent", "StatsMessage", 0, False,
+            "Resource usage every second while running and viewed."),
+)
+
+
+def channel(kind: str) -> Channel:
+    """The catalogue row for a topic kind (``parse(topic).kind``)."""
+    for row in CHANNELS:
+        if row.kind == kind:
+            return row
+    raise KeyError(kind)
+
+
+@dataclass(frozen=True)
 class ParsedTopic:
     node_id: str
     kind: str

@@ -6,6 +6,7 @@ The tests talk to the agent only through the broker, exactly as the control plan
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,8 @@ from stellar_protocol import topics
 from stellar_protocol.blueprint import load_catalogue
 from stellar_protocol.messages import ServerSpec
 
+from . import wire
+
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -35,43 +38,80 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Mosquitto:
+    """A private mosquitto on a free 127.0.0.1 port (never the system one on 1883).
+
+    ``stop``/``start`` restart it on the same port and data dir, so with ``persistence``
+    its sessions and queued QoS 1 messages survive, as on a production broker.
+    """
+
+    def __init__(self, workdir: Path, persistence: bool = False, extra: str = "") -> None:
+        if not Path(MOSQUITTO).exists():
+            pytest.skip("mosquitto is not installed")
+        self.port = _free_port()
+        self.conf = workdir / "mosquitto.conf"
+        store = f"persistence true\npersistence_location {workdir}/\n" if persistence else "persistence false\n"
+        if os.geteuid() == 0:  # as root mosquitto drops to user "mosquitto", who cannot write here
+            store += "user root\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{store}{extra}")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(self.address, timeout=0.5).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"mosquitto did not start: {err}") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown, which writes the persistence file."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A private mosquitto on a free 127.0.0.1 port (never the system one on 1883)."""
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed")
-    port = _free_port()
-    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"mosquitto did not start: {proc.stderr.read().decode()}") from None
-            time.sleep(0.05)
-    yield "127.0.0.1", port
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    m = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield m.address
+    m.stop()
 
 
 class Observer:
     """Plays the control plane: publishes commands and records everything the node says."""
 
-    def __init__(self, host: str, port: int, node_id: str) -> None:
+    def __init__(self, host: str, port: int, node_id: str, persistent: bool = False,
+                 tls: dict[str, str] | None = None) -> None:
         self.node_id = node_id
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.invalid: list[str] = []  # messages that do not match docs/asyncapi.yaml
         self._cond = threading.Condition()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"obs-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=f"obs-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv311,
+            clean_session=not persistent,
         )
+        self.client.reconnect_delay_set(0.05, 0.2)
+        if tls:
+            self.client.tls_set(**tls)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
@@ -81,7 +121,11 @@ class Observer:
         assert subscribed.wait(10), "observer could not subscribe"
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # what the agent sent must match the document; commands are checked when sent
+        is_agent = topics.channel(topics.parse(msg.topic).kind).sender == "agent"
+        errors = wire.problems(msg.topic, msg.payload) if is_agent else []
         with self._cond:
+            self.invalid.extend(errors)
             self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
             self._cond.notify_all()
 
@@ -97,6 +141,8 @@ class Observer:
         else:
             command = {"v": 1, "id": uuid.uuid4().hex, "ts": time.time(), **command}
             payload, cid = json.dumps(command).encode(), command["id"]
+            topic = topics.node_commands(self.node_id)
+            assert not wire.problems(topic, payload), wire.problems(topic, payload)  # well-formed
         self.client.publish(topics.node_commands(self.node_id), payload, qos=1).wait_for_publish(5)
         return cid
 
@@ -167,6 +213,9 @@ class Observer:
     def node_status(self) -> list[dict[str, Any]]:
         return self._json("status")
 
+    def stats(self, server_id: str | None = None) -> list[dict[str, Any]]:
+        return self._json("stats", server_id)
+
 
 def demo_spec(server_id: str) -> ServerSpec:
     return load_catalogue(REPO / "blueprints")["demo"].to_spec(server_id, {"SERVER_NAME": "Test"})
@@ -189,7 +238,8 @@ def remove_node_containers(node_id: str) -> None:
 class Harness:
     """One node: config, a running Agent and an Observer on the same broker."""
 
-    def __init__(self, broker: tuple[str, int], runtime: str, data_dir: Path) -> None:
+    def __init__(self, broker: tuple[str, int], runtime: str, data_dir: Path,
+                 observer: dict[str, Any] | None = None, **config: Any) -> None:
         self.node_id = f"t{uuid.uuid4().hex[:10]}"
         self.config = AgentConfig(
             node_id=self.node_id,
@@ -197,17 +247,22 @@ class Harness:
             broker_port=broker[1],
             data_dir=data_dir,
             runtime=runtime,  # type: ignore[arg-type]
-            stop_timeout_s=10,
-            console_batch_ms=30,
-            backlog_lines=50,
+            **{"stop_timeout_s": 10, "console_batch_ms": 30, "backlog_lines": 50, **config},
         )
-        self.observer = Observer(*broker, self.node_id)
+        self.observer = Observer(*broker, self.node_id, **(observer or {}))
         self.agent: Agent | None = None
 
-    def start_agent(self) -> Agent:
+    def view(self, server_id: str, seconds: float = 600) -> str:
+        """Play the control plane minting a viewer grant (the cost rule needs one for console)."""
+        cid = self.observer.send({"type": "viewer.grant", "server_id": server_id, "until": time.time() + seconds})
+        assert cid and self.observer.ack(cid)["ok"]
+        return cid
+
+    def start_agent(self, wait: bool = True) -> Agent:
         self.agent = Agent(self.config)
         self.agent.start()
-        assert self.agent.wait_connected(10), "agent did not connect"
+        if wait:
+            assert self.agent.wait_connected(10), "agent did not connect"
         return self.agent
 
     def stop_agent(self) -> None:
@@ -215,8 +270,9 @@ class Harness:
             self.agent.stop()
             self.agent = None
 
-    def install(self, server_id: str) -> str:
-        cid = self.observer.send({"type": "server.install", "spec": demo_spec(server_id).model_dump(mode="json")})
+    def install(self, server_id: str, spec: ServerSpec | None = None) -> str:
+        spec = spec or demo_spec(server_id)
+        cid = self.observer.send({"type": "server.install", "spec": spec.model_dump(mode="json")})
         assert cid
         return cid
 
@@ -258,8 +314,9 @@ def runtime_name(request: pytest.FixtureRequest) -> str:
 def harness_factory(broker: tuple[str, int], tmp_path: Path) -> Iterator[Callable[[str], Harness]]:
     made: list[Harness] = []
 
-    def make(runtime: str) -> Harness:
-        h = Harness(broker, runtime, tmp_path / f"data-{len(made)}")
+    def make(runtime: str, at: tuple[str, int] | None = None, observer: dict[str, Any] | None = None,
+             **config: Any) -> Harness:
+        h = Harness(at or broker, runtime, tmp_path / f"data-{len(made)}", observer, **config)
         made.append(h)
         return h
 
@@ -269,10 +326,13 @@ def harness_factory(broker: tuple[str, int], tmp_path: Path) -> Iterator[Callabl
         h.observer.close()
         if h.config.runtime == "docker":
             remove_node_containers(h.node_id)
+    invalid = [e for h in made for e in h.observer.invalid]
+    assert not invalid, f"messages that do not match docs/asyncapi.yaml: {invalid[:5]}"
 
 
 @pytest.fixture
 def node(harness_factory: Callable[[str], Harness], runtime_name: str) -> Harness:
     h = harness_factory(runtime_name)
     h.start_agent()
+    h.view("srv-demo")
     return h

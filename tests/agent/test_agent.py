@@ -6,7 +6,9 @@ import json
 import time
 
 import pytest
+from stellar_protocol import topics
 
+from . import wire
 from .conftest import Harness, demo_spec
 
 pytestmark = pytest.mark.broker
@@ -112,6 +114,8 @@ def test_duplicates_and_invalid_commands(node: Harness) -> None:
         },
     ]
     for payload in bad:
+        if payload["id"] != "bad-stale-cmd-01":  # staleness is not a schema property
+            assert wire.problems(topics.node_commands(node.node_id), json.dumps(payload).encode())
         obs.send(json.dumps(payload).encode())
     obs.send(b"this is not json")
     for payload in bad:

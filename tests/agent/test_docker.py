@@ -21,6 +21,7 @@ SID = "srv-hard"
 def dnode(harness_factory: Callable[[str], Harness], demo_image: str) -> Harness:
     h = harness_factory("docker")
     h.start_agent()
+    h.view(SID)
     return h
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from stellar_protocol.messages import ServerSpec
@@ -16,6 +17,18 @@ from stellar_protocol.messages import ServerSpec
 CONTAINER_HOME = "/home/container"
 SERVER_UID = 1000
 SERVER_GID = 1000
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One resource reading of a running instance (cpu: % of one core, like Wings)."""
+
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int
+    rx_bytes: int
+    tx_bytes: int
+    uptime_s: float
 
 
 class RuntimeError_(RuntimeError):
@@ -75,6 +88,14 @@ class Runtime(ABC):
     @abstractmethod
     def run_install(self, spec: ServerSpec, server_dir: Path, on_line: Callable[[str], None]) -> int:
         """Run the install script to completion, one output line per ``on_line``; return its exit code."""
+
+    def stats(self, server_id: str) -> Sample | None:
+        """A resource sample of the running instance, or None (not running, not measurable)."""
+        return None
+
+    def oom_killed(self, server_id: str) -> bool:
+        """Whether the last exit was the kernel's OOM killer (reported with the crash)."""
+        return False
 
     def close(self) -> None:
         """Release runtime resources at agent shutdown (default: nothing)."""

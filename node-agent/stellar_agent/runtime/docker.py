@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from stellar_protocol.messages import ServerSpec
 
 from ..console import LineSplitter
-from .base import CONTAINER_HOME, SERVER_GID, SERVER_UID, Runtime, RuntimeError_
+from .base import CONTAINER_HOME, SERVER_GID, SERVER_UID, Runtime, RuntimeError_, Sample
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def hardening(spec: ServerSpec, server_dir: Path) -> dict[str, Any]:
     from docker.types import LogConfig, Mount
 
     memory = spec.limits.memory_mb * 1024 * 1024
+    swap = spec.limits.swap_mb
     return {
         "user": f"{SERVER_UID}:{SERVER_GID}",
         "security_opt": ["no-new-privileges"],
@@ -59,7 +61,8 @@ def hardening(spec: ServerSpec, server_dir: Path) -> dict[str, Any]:
         "read_only": spec.read_only_root,
         "pids_limit": spec.limits.pids,
         "mem_limit": memory,
-        "memswap_limit": memory,  # equal to memory: no swap
+        # Docker counts memory+swap: equal to memory means no swap; -1 means unlimited.
+        "memswap_limit": -1 if swap == -1 else memory + swap * 1024 * 1024,
         "nano_cpus": int(spec.limits.cpu_percent * 10_000_000),  # 100 % = one CPU = 1e9
         "mounts": [Mount(target=CONTAINER_HOME, source=str(server_dir), type="bind", read_only=False)],
         "working_dir": CONTAINER_HOME,
@@ -78,6 +81,22 @@ class _Handle:
         self.stdin: Any = None
         self.lock = threading.Lock()
         self.streams: list[Any] = []
+        self.started_at: float | None = None  # epoch seconds, for uptime
+        self.cpu: tuple[int, int] | None = None  # previous (container ns, system ns)
+
+
+def _epoch(iso: str) -> float | None:
+    """Docker's RFC 3339 timestamps carry nanoseconds, which fromisoformat refuses."""
+    from datetime import datetime
+
+    if not iso or iso.startswith("0001-"):
+        return None
+    head, _, frac = iso.rstrip("Z").partition(".")
+    try:
+        base = datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return None
+    return base + (float("0." + frac[:9]) if frac.isdigit() else 0.0)
 
 
 class DockerRuntime(Runtime):
@@ -153,6 +172,7 @@ class DockerRuntime(Runtime):
             handle.container.start()
         except Exception as exc:
             raise RuntimeError_(f"container failed to start: {exc}") from None
+        handle.started_at, handle.cpu = time.time(), None
 
     def output(self, server_id: str, from_start: bool = True) -> Iterator[bytes]:
         handle = self._get(server_id)
@@ -220,9 +240,53 @@ class DockerRuntime(Runtime):
         container = self._find(spec.server_id)
         if container is None or container.status != "running":
             return False
+        handle = _Handle(container)
+        handle.started_at = _epoch(container.attrs.get("State", {}).get("StartedAt", ""))
         with self._lock:
-            self._handles[spec.server_id] = _Handle(container)
+            self._handles[spec.server_id] = handle
         return True
+
+    def stats(self, server_id: str) -> Sample | None:
+        """One-shot stats (no 1 s wait); CPU % from the delta with our previous reading."""
+        with self._lock:
+            handle = self._handles.get(server_id)
+        if handle is None:
+            return None
+        try:
+            raw = self.client.api.stats(handle.container.id, stream=False, one_shot=True)
+        except Exception as exc:
+            log.debug("stats of %s failed: %s", server_id, exc)
+            return None
+        cpu_stats = raw.get("cpu_stats") or {}
+        total = int((cpu_stats.get("cpu_usage") or {}).get("total_usage") or 0)
+        system = int(cpu_stats.get("system_cpu_usage") or 0)
+        cpus = int(cpu_stats.get("online_cpus") or os.cpu_count() or 1)
+        percent = 0.0
+        if handle.cpu is not None and system > handle.cpu[1] and total >= handle.cpu[0]:
+            percent = (total - handle.cpu[0]) / (system - handle.cpu[1]) * cpus * 100.0
+        handle.cpu = (total, system)
+        mem = raw.get("memory_stats") or {}
+        detail = mem.get("stats") or {}
+        cache = detail.get("inactive_file", detail.get("total_inactive_file", 0))  # cgroup v2 / v1
+        nets = (raw.get("networks") or {}).values()
+        if not mem.get("usage") and not total:
+            return None  # not running: Docker answers with an empty reading
+        return Sample(
+            cpu_percent=round(percent, 2),
+            memory_bytes=max(int(mem.get("usage") or 0) - int(cache or 0), 0),
+            memory_limit_bytes=int(mem.get("limit") or 0),
+            rx_bytes=sum(int(n.get("rx_bytes", 0)) for n in nets),
+            tx_bytes=sum(int(n.get("tx_bytes", 0)) for n in nets),
+            uptime_s=max(time.time() - handle.started_at, 0.0) if handle.started_at else 0.0,
+        )
+
+    def oom_killed(self, server_id: str) -> bool:
+        try:
+            container = self._get(server_id).container
+            container.reload()
+            return bool(container.attrs["State"].get("OOMKilled"))
+        except Exception:
+            return False
 
     def detach(self, server_id: str) -> None:
         with self._lock:
@@ -274,6 +338,7 @@ class DockerRuntime(Runtime):
                 Mount(target=INSTALL_MOUNT, source=str(script_dir), type="bind", read_only=True),
             ]
             opts["stdin_open"] = False
+            opts["read_only"] = False  # installers write outside the server dir (Wings' advice)
             old = self.client.containers.list(all=True, filters={"label": [f"stellar.install={spec.server_id}"]})
             for stale in old:
                 stale.remove(force=True)

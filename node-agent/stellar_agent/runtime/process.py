@@ -16,13 +16,14 @@ import signal as signals
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stellar_protocol.messages import ServerSpec
 
 from ..console import LineSplitter
-from .base import Runtime, RuntimeError_
+from .base import Runtime, RuntimeError_, Sample
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,29 @@ class _Proc:
         self.server_dir = server_dir
         self.popen: subprocess.Popen[bytes] | None = None
         self.lock = threading.Lock()
+        self.started_at = 0.0
+        self.cpu: tuple[float, float] | None = None  # previous (cpu seconds, wall time)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _session_usage(sid: int) -> tuple[float, int]:
+    """CPU seconds and RSS bytes of every process in session ``sid`` (the game's tree)."""
+    cpu, rss = 0.0, 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after "(comm)": state ppid pgrp session ...
+            cpu += (int(fields[11]) + int(fields[12])) / _TICK
+            rss += int(fields[21]) * _PAGE
+    return cpu, rss
 
 
 class ProcessRuntime(Runtime):
@@ -106,6 +130,28 @@ class ProcessRuntime(Runtime):
         except OSError as exc:
             raise RuntimeError_(f"process failed to start: {exc}") from None
         _limit(proc.popen.pid, proc.spec)
+        proc.started_at, proc.cpu = time.time(), None
+
+    def stats(self, server_id: str) -> Sample | None:
+        """Read from /proc: no network counters (the game shares the host's stack)."""
+        with self._lock:
+            proc = self._procs.get(server_id)
+        if proc is None or proc.popen is None or proc.popen.poll() is not None:
+            return None
+        cpu, rss = _session_usage(proc.popen.pid)
+        now = time.monotonic()
+        percent = 0.0
+        if proc.cpu is not None and now > proc.cpu[1]:
+            percent = max(cpu - proc.cpu[0], 0.0) / (now - proc.cpu[1]) * 100.0
+        proc.cpu = (cpu, now)
+        return Sample(
+            cpu_percent=round(percent, 2),
+            memory_bytes=rss,
+            memory_limit_bytes=proc.spec.limits.memory_mb * 1024 * 1024,
+            rx_bytes=0,
+            tx_bytes=0,
+            uptime_s=max(time.time() - proc.started_at, 0.0),
+        )
 
     def output(self, server_id: str, from_start: bool = True) -> Iterator[bytes]:
         popen = self._popen(server_id)
