@@ -40,6 +40,8 @@ class Settings:
     broker_admin_password: str
     blueprints_dir: Path
     grant_ttl_s: int
+    store: str = "dynamodb"  # dynamodb | postgres
+    database_url: str = ""  # PostgreSQL DSN for the application role (STELLAR_STORE=postgres)
 
     @staticmethod
     def from_env() -> Settings:
@@ -49,9 +51,12 @@ class Settings:
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "").rstrip("/")
         default_jwks = f"{endpoint}/{pool}/.well-known/jwks.json" if endpoint else f"{issuer}/.well-known/jwks.json"
         default_bp = Path(__file__).resolve().parents[2] / "blueprints"
+        store = os.environ.get("STELLAR_STORE", "dynamodb").strip() or "dynamodb"
+        if store not in {"dynamodb", "postgres"}:
+            raise ConfigError(f"STELLAR_STORE must be dynamodb or postgres, not {store!r}")
         return Settings(
             region=region,
-            table_name=_req("STELLAR_TABLE"),
+            table_name=_req("STELLAR_TABLE") if store == "dynamodb" else os.environ.get("STELLAR_TABLE", ""),
             user_pool_id=pool,
             app_client_id=_req("STELLAR_APP_CLIENT_ID"),
             jwt_issuer=issuer,
@@ -63,6 +68,8 @@ class Settings:
             broker_admin_password=os.environ.get("STELLAR_BROKER_ADMIN_PASSWORD", ""),
             blueprints_dir=Path(os.environ.get("STELLAR_BLUEPRINTS_DIR") or default_bp),
             grant_ttl_s=int(os.environ.get("STELLAR_GRANT_TTL_S", "900")),
+            store=store,
+            database_url=_req("STELLAR_DATABASE_URL") if store == "postgres" else "",
         )
 
 

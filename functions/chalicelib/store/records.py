@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 import uuid
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from stellar_protocol.messages import Port, ServerState
 
 
@@ -90,6 +94,7 @@ class Grant(Record):
     server_id: str
     node_id: str
     expires_at: float
+    password_hash: str | None = None  # scrypt; what the IoT Core custom authorizer verifies
 
 
 class AuditEntry(Record):
@@ -100,3 +105,112 @@ class AuditEntry(Record):
     server_id: str | None = None
     source_ip: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class Idempotency(Record):
+    """The outcome of a request sent with an Idempotency-Key, replayed on a retry until it expires."""
+
+    user_id: str
+    key: str
+    request_hash: str
+    status: str = "pending"  # pending | done
+    response: dict[str, Any] | None = None
+    expires_at: float
+
+
+class BlueprintVersion(Record):
+    """One immutable version of a blueprint: a new definition is a new ``number``, never an edit."""
+
+    blueprint_id: str
+    number: int = Field(default=0, ge=0)  # 0 on create: the store assigns latest + 1
+    name: str
+    definition: dict[str, Any] = Field(default_factory=dict)
+    created_by: str | None = None
+    created_at: float = Field(default_factory=time.time)
+
+
+class ScheduleTask(BaseModel):
+    """One step of a schedule, run ``offset_s`` seconds after the previous one (list order is run order)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: str  # command | power | backup
+    payload: str = ""
+    offset_s: int = Field(default=0, ge=0, le=86_400)
+    continue_on_failure: bool = False
+
+
+class Schedule(Record):
+    id: str = Field(default_factory=new_id)
+    server_id: str
+    name: str
+    cron: str  # five fields; the next run is computed by the scheduler, which passes it in
+    timezone: str = "UTC"
+    enabled: bool = True
+    only_when_online: bool = False
+    tasks: list[ScheduleTask] = Field(default_factory=list)
+    next_run: float | None = None  # epoch seconds; None (or disabled): never due
+    last_run: float | None = None
+    last_result: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class Backup(Record):
+    id: str = Field(default_factory=new_id)
+    server_id: str
+    name: str
+    status: str = "pending"  # pending | completed | failed
+    size_bytes: int = 0
+    sha256: str | None = None
+    locked: bool = False  # a locked backup cannot be deleted
+    created_at: float = Field(default_factory=time.time)
+
+
+API_KEY_PREFIX = "stk_"
+
+
+def hash_api_secret(secret: str) -> str:
+    """SHA-256 is enough here: the secret is 32 random bytes, not a password to brute-force."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKey(Record):
+    """A user's API key; only the hash of its secret is kept, plus a public prefix to find it by."""
+
+    prefix: str  # public and unique, shown in lists: "stk_" + 8 hex
+    user_id: str
+    key_hash: str
+    name: str
+    permissions: list[str] = Field(default_factory=list)
+    created_at: float = Field(default_factory=time.time)
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+    @staticmethod
+    def mint(user_id: str, name: str, expires_at: float | None = None,
+             permissions: list[str] | None = None) -> tuple[ApiKey, str]:
+        """A new key and its full token (``<prefix>_<secret>``), shown to the user once."""
+        prefix = API_KEY_PREFIX + secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        key = ApiKey(prefix=prefix, user_id=user_id, key_hash=hash_api_secret(secret), name=name,
+                     expires_at=expires_at, permissions=permissions or [])
+        return key, f"{prefix}_{secret}"
+
+    @staticmethod
+    def split(token: str) -> tuple[str, str]:
+        """(prefix, secret hash) of a presented token; ValueError if it is not shaped like one."""
+        if not token.startswith(API_KEY_PREFIX):
+            raise ValueError("not an API key")
+        prefix, sep, secret = token[len(API_KEY_PREFIX):].partition("_")
+        if not sep or len(prefix) != 8 or not secret:
+            raise ValueError("not an API key")
+        return API_KEY_PREFIX + prefix, hash_api_secret(secret)
