@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
 from chalice import Rate
-from chalicelib.api import account, catalog, servers, system
+from chalicelib import logs
+from chalicelib.api import account, blueprints_admin, catalog, servers, system
 from chalicelib.api.threadsafe import ThreadSafeChalice
-from chalicelib.services import events, grants
+from chalicelib.services import broker_auth, events, grants
 
+logs.setup()  # JSON lines in Lambda (or with STELLAR_LOG_JSON=1); the plain format otherwise
 app = ThreadSafeChalice(app_name="stellarstack")
 app.log.setLevel(logging.INFO)
 
-for group in (system, account, catalog, servers):
+for group in (system, account, catalog, servers, blueprints_admin):
     app.register_blueprint(group.bp, url_prefix="/api")
 
 
@@ -26,6 +29,15 @@ def sweep_grants(event: Any) -> dict[str, int]:
 @app.lambda_function(name="ingest_event")
 def ingest_event(event: dict[str, Any], context: Any) -> dict[str, bool]:
     """Agent state and node status (an IoT topic rule in AWS, the local bridge in dev)."""
-    payload = event.get("payload", "")
-    data = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if "payload_b64" in event:  # the IoT rule sends `encode(*, 'base64')`: any payload, byte-exact
+        data = base64.b64decode(str(event["payload_b64"]))
+    else:
+        payload = event.get("payload", "")
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
     return {"applied": events.ingest(str(event.get("topic", "")), data)}
+
+
+@app.lambda_function(name="broker_authorizer")
+def broker_authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """IoT Core custom authorizer: browser MQTT connections present a grant from the API."""
+    return broker_auth.authorize(event, context)

@@ -19,7 +19,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from .devstack.stack import DevStack, StackOptions
 
     opts = StackOptions(http_port=args.port, aws_port=args.aws_port, mqtt_port=args.mqtt_port,
-                        ws_port=args.ws_port, broker=args.broker, runtime=args.runtime)
+                        ws_port=args.ws_port, broker=args.broker, runtime=args.runtime, store=args.store)
     if args.data_dir:
         opts.data_dir = Path(args.data_dir)
     print("Starting StellarStack (dev)…", flush=True)
@@ -61,6 +61,7 @@ def cmd_images_build(args: argparse.Namespace) -> int:
 
 
 def cmd_blueprints_validate(args: argparse.Namespace) -> int:
+    """Check blueprint files (YAML or JSON); one line per file, exit 2 if any is bad."""
     from stellar_protocol.blueprint import BlueprintError, load_blueprint
 
     failed = 0
@@ -72,6 +73,36 @@ def cmd_blueprints_validate(args: argparse.Namespace) -> int:
             print(f"stellar: {exc}", file=sys.stderr)
             failed += 1
     return 2 if failed else 0
+
+
+def cmd_blueprints_import(args: argparse.Namespace) -> int:
+    """An egg (or blueprint) file → blueprint JSON on stdout; warnings on stderr with -w."""
+    import json
+
+    from stellar_protocol.blueprint import BlueprintError
+    from stellar_protocol.eggs import import_text
+
+    try:
+        data = Path(args.file).read_bytes()
+        result = import_text(data, args.file)
+    except OSError as exc:
+        print(f"stellar: {args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except BlueprintError as exc:
+        print(f"stellar: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+    print(json.dumps(result.blueprint.to_json(), indent=2, ensure_ascii=False))
+    if args.warnings:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_blueprints_schema(args: argparse.Namespace) -> int:
+    from stellar_protocol.blueprint import json_schema_text
+
+    sys.stdout.write(json_schema_text())
+    return 0
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -88,6 +119,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return int(module.run(args.rest))
 
 
+def cmd_template_routes(args: argparse.Namespace) -> int:
+    from .samroutes import TEMPLATE, sync
+
+    if sync(check=args.check):
+        print(f"{TEMPLATE.name}: API routes match the Chalice route table")
+        return 0
+    if args.check:
+        print(f"stellar: {TEMPLATE.name} routes differ from app.routes; run `stellar template routes`",
+              file=sys.stderr)
+        return 1
+    print(f"{TEMPLATE.name}: API routes regenerated from the Chalice route table")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellar", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -101,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto")
     dev.add_argument("--runtime", choices=["auto", "docker", "process"], default="auto")
     dev.add_argument("--data-dir", help="where local state lives (default .stellar/dev)")
+    dev.add_argument("--store", choices=["dynamodb", "postgres"], default="dynamodb",
+                     help="control-plane store: DynamoDB (moto) or PostgreSQL (STELLAR_DATABASE_ADMIN_URL)")
     dev.set_defaults(func=cmd_dev)
 
     images = sub.add_parser("images", help="local container images").add_subparsers(dest="sub", required=True)
@@ -112,11 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate = bps.add_parser("validate", help="check blueprint files")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=cmd_blueprints_validate)
+    imp = bps.add_parser("import", help="convert a Pterodactyl/Pelican egg to blueprint JSON (stdout)")
+    imp.add_argument("file")
+    imp.add_argument("-w", "--warnings", action="store_true", help="print conversion warnings on stderr")
+    imp.set_defaults(func=cmd_blueprints_import)
+    schema = bps.add_parser("schema", help="print the blueprint JSON Schema")
+    schema.set_defaults(func=cmd_blueprints_schema)
 
     bench = sub.add_parser("bench", help="benchmarks: print JSON measurements")
     bench.add_argument("scenario", help="which benchmark (e.g. store, agent)")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for that benchmark")
     bench.set_defaults(func=cmd_bench)
+
+    tpl = sub.add_parser("template", help="template.yaml tools").add_subparsers(dest="sub", required=True)
+    routes = tpl.add_parser("routes", help="regenerate the API routes in template.yaml from app.routes")
+    routes.add_argument("--check", action="store_true", help="only report drift (exit 1)")
+    routes.set_defaults(func=cmd_template_routes)
 
     agent = sub.add_parser("agent", help="run a node agent")
     agent.add_argument("--config", required=True)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..auth import cognito
 from ..auth.jwt import Principal
 from ..errors import ApiError
-from ..store import Conflict, NotFound, get_store
+from ..store import Conflict, NotFound, for_principal
 from ..store.records import User
 from .routing import Context, api_route
 from .security import verifier
@@ -75,7 +75,7 @@ class CodeBody(_Body):
 
 def _mirror(principal: Principal, email: str) -> None:
     """Keep the profile mirror current: access tokens carry no email, the sign-in does."""
-    store = get_store()
+    store = for_principal(principal.user_id)
     try:
         try:
             user = store.get_user(principal.user_id)
@@ -151,7 +151,7 @@ def logout(ctx: Context) -> dict[str, Any]:
 
 def _revoke_tokens(principal: Principal) -> None:
     """Refuse access tokens issued up to now (``iat`` has one-second resolution)."""
-    store = get_store()
+    store = for_principal(principal.user_id)
     for _attempt in range(5):
         try:
             user = store.get_user(principal.user_id)
@@ -169,7 +169,7 @@ def _revoke_tokens(principal: Principal) -> None:
 @api_route(bp, "/me", "GET", summary="The signed-in user")
 def me(ctx: Context) -> dict[str, Any]:
     try:
-        user = get_store().get_user(ctx.user.user_id)
+        user = for_principal(ctx.user.user_id).get_user(ctx.user.user_id)
     except NotFound:  # signed in elsewhere (CLI, Cognito directly) before ever logging in here
         user = User(id=ctx.user.user_id, email=ctx.user.username, admin=ctx.user.is_admin)
     return {"id": user.id, "email": user.email, "admin": ctx.user.is_admin}
@@ -200,6 +200,6 @@ def totp_disable(ctx: Context) -> dict[str, Any]:
 
 def _email_of(ctx: Context) -> str:
     try:
-        return get_store().get_user(ctx.user.user_id).email
+        return for_principal(ctx.user.user_id).get_user(ctx.user.user_id).email
     except NotFound:
         return ctx.user.username

@@ -22,10 +22,10 @@ from chalice import Blueprint, Response
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
-from .. import permissions
+from .. import logs, permissions, tracing
 from ..auth.jwt import InvalidToken, Principal
 from ..errors import ApiError, forbidden, invalid, json_response, not_found
-from ..store import Conflict, NotFound, get_store
+from ..store import Conflict, NotFound, for_principal
 from ..store.records import Server
 from .security import verifier
 
@@ -90,7 +90,7 @@ def authenticate(request: Request) -> Principal:
     # A signature cannot be recalled: sign-out and suspension are enforced by refusing
     # tokens issued before the moment recorded on the user (one key read per request).
     try:
-        user = get_store().get_user(principal.user_id)
+        user = for_principal(principal.user_id).get_user(principal.user_id)
     except NotFound:
         return principal
     if user.tokens_valid_after is not None and principal.issued_at < user.tokens_valid_after:
@@ -118,7 +118,7 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
 
 def server_for(principal: Principal, server_id: str, permission: str) -> Server:
     """The server if the principal may use ``permission`` on it; 404 if no access at all."""
-    store = get_store()
+    store = for_principal(principal.user_id, principal.is_admin)
     try:
         server = store.get_server(server_id)
     except NotFound:
@@ -150,8 +150,19 @@ def api_route(bp: Blueprint, path: str, method: str, *, summary: str, public: bo
         @functools.wraps(fn)
         def view(**params: str) -> Response:
             request = bp.current_request
+            context = request.context or {}
+            resource = context.get("resourcePath") or path  # the full path, blueprint prefix included
+            # One log context and one trace segment per request; the handling below is unchanged.
+            with logs.request_context(context.get("requestId"), server=params.get("server_id")), \
+                    tracing.request(f"{method} {resource}", server=params.get("server_id")):
+                return handle(request, **params)
+
+        def handle(request: Request, **params: str) -> Response:
             try:
                 principal = None if public else authenticate(request)
+                if principal is not None:
+                    logs.bind(user=principal.user_id)
+                    tracing.annotate(user=principal.user_id)
                 if admin and not (principal and principal.is_admin):
                     raise not_found("resource")
                 ctx = Context(request, principal)

@@ -4,24 +4,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 from stellar_protocol.messages import BacklogCommand
 
+from ..errors import invalid, json_response
 from ..services import grants
 from ..services import servers as service
 from ..services.servers import CommandBody, CreateServer, PowerBody
-from ..store import get_store
+from ..store import BadCursor, for_principal, paging
 from .routing import Context, api_route
 
 bp = Blueprint(__name__)
 
 
-@api_route(bp, "/servers", "GET", summary="Servers the user owns or is a subuser of")
-def list_servers(ctx: Context) -> list[dict[str, Any]]:
-    store = get_store()
-    found = {s.id: s for s in store.list_servers_owned(ctx.user.user_id)}
-    found.update({s.id: s for s in store.list_servers_shared(ctx.user.user_id)})
-    return [service.view(s) for s in sorted(found.values(), key=lambda s: s.created_at)]
+MAX_PAGE = 100
+
+
+@api_route(bp, "/servers", "GET",
+           summary="Servers the user owns or is a subuser of; with ?limit=&cursor= one page, the next "
+                   "page's cursor in the X-Next-Cursor header")
+def list_servers(ctx: Context) -> Response:
+    """A JSON array either way, so clients that ignore paging keep working (and get everything)."""
+    uid = ctx.user.user_id
+    store = for_principal(uid)  # one's own list needs no admin bypass
+    params = ctx.request.query_params or {}
+    paged = "limit" in params or "cursor" in params
+    try:
+        limit = int(params.get("limit", "50")) if paged else None
+    except ValueError:
+        raise invalid({"limit": "an integer from 1 to 100"}) from None
+    if limit is not None and not 1 <= limit <= MAX_PAGE:
+        raise invalid({"limit": "an integer from 1 to 100"})
+    try:  # owned servers, then shared ones, each in id order, behind one cursor
+        page = paging.chained(paging.query_tag("servers", uid), [
+            lambda n, c: store.list_servers_owned(uid, n, c),
+            lambda n, c: store.list_servers_shared(uid, n, c)], limit, params.get("cursor"))
+    except BadCursor:
+        raise invalid({"cursor": "not a cursor from this list"}) from None
+    found = {s.id: s for s in page}  # an owner listed as their own subuser still appears once
+    servers = list(found.values()) if paged else sorted(found.values(), key=lambda s: s.created_at)
+    headers = {"Access-Control-Expose-Headers": "X-Next-Cursor"}
+    if page.cursor:
+        headers["X-Next-Cursor"] = page.cursor
+    return json_response([service.view(s) for s in servers], 200, headers)
 
 
 @api_route(bp, "/servers", "POST", summary="Create a server from a blueprint", body=CreateServer, status=201)

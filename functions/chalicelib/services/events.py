@@ -24,13 +24,14 @@ def ingest(topic: str, payload: bytes) -> bool:
             msg = decode(StateMessage, payload)
             if msg.server_id != where.server_id:
                 raise ProtocolError("server id in payload does not match the topic")
-            if get_store().get_server(msg.server_id).node_id != where.node_id:
+            store = get_store().as_admin("event ingestion")
+            if store.get_server(msg.server_id).node_id != where.node_id:
                 raise ProtocolError(f"node {where.node_id} does not host server {msg.server_id}")
-            return get_store().apply_state(msg.server_id, msg.state, msg.seq, msg.detail)
+            return store.apply_state(msg.server_id, msg.state, msg.seq, msg.detail)
         if where.kind == "status":
             status = decode(NodeStatus, payload)
-            get_store().set_node_status(where.node_id, status.status, status.ts, status.runtime,
-                                        status.isolated)
+            get_store().as_admin("event ingestion").set_node_status(
+                where.node_id, status.status, status.ts, status.runtime, status.isolated)
             return True
     except (ValueError, ProtocolError) as exc:
         log.warning("dropped event on %s: %s", topic, exc)

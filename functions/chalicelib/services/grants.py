@@ -8,16 +8,22 @@ scheduled ticker calls every minute.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 
 from stellar_protocol import topics
+from stellar_protocol.messages import ViewerCommand
 
 from ..auth.jwt import Principal
+from ..broker.publisher import BrokerUnavailable
 from ..config import settings
-from ..store import get_store
+from ..store import for_principal, get_store
+from ..store.base import ADMIN_BYPASS_RETENTION_DAYS
 from ..store.records import Grant, Server
-from . import messaging
+from . import broker_auth, messaging
+
+log = logging.getLogger(__name__)
 
 
 def mint(principal: Principal, server: Server) -> dict[str, object]:
@@ -25,10 +31,13 @@ def mint(principal: Principal, server: Server) -> dict[str, object]:
     username = f"viewer-{secrets.token_hex(8)}"
     password = secrets.token_urlsafe(24)
     expires_at = time.time() + cfg.grant_ttl_s
-    get_store().put_grant(Grant(username=username, user_id=principal.user_id, server_id=server.id,
-                                node_id=server.node_id, expires_at=expires_at))
+    store = for_principal(principal.user_id, principal.is_admin)
+    store.put_grant(Grant(username=username, user_id=principal.user_id, server_id=server.id,
+                                node_id=server.node_id, expires_at=expires_at,
+                                password_hash=broker_auth.hash_password(password)))
     with messaging.broker_admin() as admin:
         admin.grant_viewer(username, password, server.node_id, server.id)
+    _tell_node(server, expires_at)
     return {
         "url": cfg.broker_ws_url,
         "username": username,
@@ -43,9 +52,25 @@ def mint(principal: Principal, server: Server) -> dict[str, object]:
     }
 
 
+def _tell_node(server: Server, expires_at: float) -> None:
+    """The cost rule: the agent streams console and stats only while it knows of a live grant.
+
+    Best effort: if the node cannot be reached now the grant still works, the viewer just
+    sees state changes until the next grant is minted.
+    """
+    try:
+        messaging.send_command(server.node_id, ViewerCommand(server_id=server.id, until=expires_at))
+    except BrokerUnavailable:
+        log.warning("could not tell node %s about a viewer of %s", server.node_id, server.id)
+
+
 def sweep(now: float | None = None) -> int:
     """Revoke every grant past its expiry; returns how many were revoked."""
-    store = get_store()
+    store = get_store().as_admin("grant sweeper")
+    try:  # the retention of the admin-bypass trail rides on the same minute tick
+        store.prune_admin_bypass(ADMIN_BYPASS_RETENTION_DAYS)
+    except Exception:  # never let it stop revocation
+        log.exception("pruning the admin-bypass trail failed")
     expired = store.expired_grants(time.time() if now is None else now)
     if not expired:
         return 0

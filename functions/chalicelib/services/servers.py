@@ -20,7 +20,7 @@ from stellar_protocol.messages import (
 from ..auth.jwt import Principal
 from ..broker.publisher import BrokerUnavailable
 from ..errors import ApiError, invalid
-from ..store import Conflict, NotFound, get_store
+from ..store import Conflict, NotFound, for_principal, get_store
 from ..store.records import Allocation, AuditEntry, Node, Server, new_id
 from . import messaging
 from .blueprints import catalogue
@@ -63,12 +63,21 @@ def view(server: Server) -> dict[str, object]:
 
 
 def _check_variables(bp: Blueprint, given: dict[str, str]) -> dict[str, str]:
+    """Every variable (given or defaulted) against its rules, with one message per field."""
     errors: dict[str, str] = {}
-    for env, value in given.items():
+    by_env = {v.env: v for v in bp.variables}
+    for env in given:
+        if env not in by_env:
+            errors[f"variables.{env}"] = f"{env}: not a variable of blueprint {bp.id}"
+        elif not by_env[env].user_editable:
+            errors[f"variables.{env}"] = f"{env}: not editable"
+    for var in bp.variables:
+        if f"variables.{var.env}" in errors:
+            continue
         try:
-            bp.resolve_variables({env: value})
+            var.check(str(given.get(var.env, var.default)))
         except BlueprintError as exc:
-            errors[f"variables.{env}"] = str(exc)
+            errors[f"variables.{var.env}"] = str(exc)
     if errors:
         raise invalid(errors, "some variables are not valid")
     return bp.resolve_variables(given)
@@ -80,7 +89,7 @@ def _free_memory(node: Node, servers: list[Server]) -> int:
 
 
 def _place(location_id: str, memory_mb: int) -> Node:
-    store = get_store()
+    store = get_store().as_admin("placement")  # capacity counts every tenant's servers
     best: tuple[int, Node] | None = None
     for node in store.list_nodes(location_id):
         if node.status != "online":
@@ -94,7 +103,7 @@ def _place(location_id: str, memory_mb: int) -> Node:
 
 
 def _pick_ports(node: Node, count: int) -> list[int]:
-    taken = {a.port for a in get_store().allocations(node.id)}
+    taken = {a.port for a in get_store().as_admin("placement").allocations(node.id)}
     free = [p for p in range(node.port_start, node.port_end + 1) if p not in taken]
     if len(free) < count:
         raise ApiError(503, "no_ports", f"node {node.name} has no free ports left")
@@ -109,7 +118,7 @@ def create(principal: Principal, body: CreateServer, source_ip: str | None) -> S
     image_choice = body.image or next(iter(bp.images))
     if image_choice not in bp.images:
         raise invalid({"image": f"choose one of {', '.join(bp.images)}"})
-    store = get_store()
+    store = for_principal(principal.user_id, principal.is_admin)
     try:
         store.get_location(body.location_id)
     except NotFound:
@@ -158,7 +167,8 @@ def power(principal: Principal, server: Server, action: PowerAction, source_ip: 
         raise ApiError(409, "bad_state", f"cannot {action} a server that is {server.status}")
     command = PowerCommand(server_id=server.id, action=action)
     command_id = send(server, command)
-    get_store().add_audit(AuditEntry(actor_id=principal.user_id, action=f"server.power.{action}",
+    for_principal(principal.user_id, principal.is_admin).add_audit(
+        AuditEntry(actor_id=principal.user_id, action=f"server.power.{action}",
                                      server_id=server.id, source_ip=source_ip))
     return command_id
 
@@ -167,14 +177,15 @@ def console_command(principal: Principal, server: Server, line: str, source_ip: 
     if server.status not in {"starting", "running"}:
         raise ApiError(409, "bad_state", f"the server is {server.status}; start it first")
     command_id = send(server, ConsoleCommand(server_id=server.id, line=line))
-    get_store().add_audit(AuditEntry(actor_id=principal.user_id, action="server.console.command",
+    for_principal(principal.user_id, principal.is_admin).add_audit(
+        AuditEntry(actor_id=principal.user_id, action="server.console.command",
                                      server_id=server.id, source_ip=source_ip, details={"line": line[:200]}))
     return command_id
 
 
 def delete(principal: Principal, server: Server, source_ip: str | None) -> None:
     send(server, DeleteCommand(server_id=server.id))
-    store = get_store()
+    store = for_principal(principal.user_id, principal.is_admin)
     audit = AuditEntry(actor_id=principal.user_id, action="server.delete", server_id=server.id, source_ip=source_ip)
     for _attempt in range(PLACEMENT_RETRIES):
         try:

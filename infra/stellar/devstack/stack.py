@@ -53,6 +53,10 @@ class StackOptions:
     grant_ttl_s: int = 900
     node_id: str = "local-1"  # tests give each stack its own, so stacks never touch each other's containers
     fresh: bool = True  # moto keeps nothing on disk, so agent state from an older run is stale
+    store: str = "dynamodb"  # dynamodb | postgres
+    # postgres: a DSN allowed to create databases and roles; the stack makes its own database
+    database_admin_url: str = field(default_factory=lambda: os.environ.get(
+        "STELLAR_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
 
 
 class DevStack:
@@ -160,7 +164,10 @@ class DevStack:
             "STELLAR_BROKER_ADMIN_PASSWORD": broker_password,
             "STELLAR_GRANT_TTL_S": str(self.opts.grant_ttl_s),
             "STELLAR_AUTO_CONFIRM": "1",  # no mail server locally: sign-ups are confirmed at once
+            "STELLAR_STORE": self.opts.store,
         }
+        if self.opts.store == "postgres":
+            env["STELLAR_DATABASE_URL"] = self._postgres()
         os.environ.update(env)
         if str(FUNCTIONS_DIR) not in sys.path:
             sys.path.insert(0, str(FUNCTIONS_DIR))
@@ -172,6 +179,26 @@ class DevStack:
         self.app = control_plane.app
         self._stops.append(reset_all)
 
+    def _postgres(self) -> str:
+        """A database of this stack's own, migrated; returns the application role's DSN."""
+        if str(FUNCTIONS_DIR) not in sys.path:
+            sys.path.insert(0, str(FUNCTIONS_DIR))
+        from chalicelib.store import migrate
+
+        name = "stellar_" + "".join(c if c.isalnum() else "_" for c in self.opts.node_id.lower())
+        if self.opts.fresh:  # Cognito (moto) starts empty, so older rows would name unknown users
+            migrate.drop_database(self.opts.database_admin_url, name)
+        try:
+            owner_dsn = migrate.create_database(self.opts.database_admin_url, name)
+        except migrate.psycopg.errors.DuplicateDatabase:  # kept from an earlier run (fresh=False)
+            owner_dsn = migrate.database_dsn(self.opts.database_admin_url, name)
+        if self.opts.fresh:  # nothing in it outlives this stack's moto: drop it when the stack stops
+            self._stops.append(lambda: migrate.drop_database(self.opts.database_admin_url, name))
+        applied = migrate.migrate(owner_dsn)
+        self.progress(f"PostgreSQL database {name} ({len(applied)} migrations applied), "
+                      f"app role {migrate.APP_ROLE} under row-level security")
+        return migrate.app_dsn(owner_dsn)
+
     def _seed(self, res: aws.Resources, secrets_: dict[str, str]) -> None:
         from chalicelib.services import messaging
         from chalicelib.store import Conflict, NotFound, get_store
@@ -179,7 +206,7 @@ class DevStack:
 
         opts = self.opts
         admin_id = aws.ensure_user(res, opts.admin_email, opts.admin_password, admin=True)
-        store = get_store()
+        store = get_store().as_admin("dev stack seed")
         try:
             store.get_user(admin_id)
         except NotFound:
