@@ -8,22 +8,36 @@ from typing import Any
 
 from chalice import Rate
 from chalicelib import logs
-from chalicelib.api import account, blueprints_admin, catalog, servers, system
+from chalicelib.api import (
+    account,
+    activity,
+    admin,
+    apikeys,
+    blueprints_admin,
+    catalog,
+    files,
+    nodes,
+    servers,
+    subusers,
+    system,
+)
 from chalicelib.api.threadsafe import ThreadSafeChalice
 from chalicelib.services import broker_auth, events, grants
+from chalicelib.services import nodes as node_liveness
 
 logs.setup()  # JSON lines in Lambda (or with STELLAR_LOG_JSON=1); the plain format otherwise
 app = ThreadSafeChalice(app_name="stellarstack")
 app.log.setLevel(logging.INFO)
 
-for group in (system, account, catalog, servers, blueprints_admin):
+for group in (system, account, catalog, servers, blueprints_admin, admin, nodes, subusers, activity, apikeys,
+              files):
     app.register_blueprint(group.bp, url_prefix="/api")
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep_grants(event: Any) -> dict[str, int]:
     """Revoke expired browser broker grants (EventBridge every minute; the dev ticker locally)."""
-    return {"revoked": grants.sweep()}
+    return {"revoked": grants.sweep(), "nodes_offline": node_liveness.sweep()}
 
 
 @app.lambda_function(name="ingest_event")

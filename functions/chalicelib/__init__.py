@@ -12,9 +12,10 @@ def reset_all() -> None:
     from . import config
     from .api import security
     from .auth import cognito
-    from .services import blueprints, messaging
+    from .services import blueprints, messaging, rpc
     from .store import reset as reset_store
 
+    rpc.reset()
     messaging.reset()
     config.reset()
     reset_store()

@@ -29,22 +29,27 @@ from stellar_protocol import topics
 from stellar_protocol.messages import (
     Ack,
     BacklogCommand,
+    BackupCommand,
+    BackupEvent,
     ConsoleCommand,
     DeleteCommand,
+    FileCommand,
     InstallCommand,
     NodeStatus,
     PowerCommand,
     ProtocolError,
+    Reply,
+    RestoreCommand,
     ServerSpec,
     ViewerCommand,
     decode_command,
     encode,
 )
 
-from . import __version__
+from . import __version__, backups, filesystem
 from .config import AgentConfig
 from .runtime import Runtime, select_runtime
-from .server import Server
+from .server import Server, ServerError
 from .storage import CommandLog, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -102,7 +107,10 @@ class Agent:
         self._offline_console = 0  # console messages queued since the connection dropped
         self._threads: list[threading.Thread] = []
         self._stats_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stats")
+        # file manager and backup uploads: off the servers' queues, so a listing never waits on a stop
+        self._files_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="files")
         self.backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+        self._session = time.time()  # this connection's stamp; its last will carries it too
         self.connects = 0  # successful CONNACKs, for tests and diagnostics
         self.client = self._make_client()
 
@@ -119,6 +127,7 @@ class Agent:
                 servers={s.id: s.state for s in self._all_servers()} if online else None,  # type: ignore[misc]
                 uptime_s=round(time.monotonic() - self._started_at, 1) if online else None,
                 heartbeat_s=self.config.heartbeat_s if online else None,
+                session=self._session,
             )
         )
 
@@ -170,6 +179,10 @@ class Agent:
     def _network(self) -> None:
         """Connect, run paho's loop, and on any drop reconnect after a jittered backoff."""
         while not self._stopping.is_set():
+            # A new session stamp per connection, with a will that names it, so the control
+            # plane can tell this connection's death from an older one's.
+            self._session = time.time()
+            self.client.will_set(topics.node_status(self.node_id), self._status("offline"), qos=1, retain=True)
             try:
                 self.client.reconnect()
             except OSError as exc:  # refused, unreachable, TLS failure (ssl.SSLError is an OSError)
@@ -308,6 +321,9 @@ class Agent:
         if server is None:
             self._ack(cmd.id, f"unknown server {cmd.server_id}")
             return
+        if isinstance(cmd, (FileCommand, BackupCommand, RestoreCommand)):
+            self._dispatch_files(cmd, server)
+            return
         if isinstance(cmd, PowerCommand):
             op = {"start": server.start, "stop": server.stop, "restart": server.restart, "kill": server.kill}
             server.submit(op[cmd.action], done)
@@ -323,11 +339,88 @@ class Agent:
                 if error is None:
                     with self._servers_lock:
                         self.servers.pop(cmd.server_id, None)
+                    # The status lists this node's servers: say at once that this one is gone, so
+                    # the control plane can finish a deletion without waiting for the heartbeat.
+                    self.publish(topics.node_status(self.node_id), self._status("online"), 1, True)
                 done(error)
 
             server.submit(server.delete, deleted)
         else:  # pragma: no cover - decode_command only yields the types above
             self._ack(cmd.id, f"unsupported command {type(cmd).__name__}")
+
+    # ---- files and backups (issue 8) ------------------------------------------------------
+    def _reply(self, command_id: str, result: dict[str, Any] | None = None, error: Exception | None = None) -> None:
+        code = getattr(error, "code", None) if error is not None else None
+        msg = Reply(id=command_id, ok=error is None, result=result if error is None else None,
+                    error=str(error)[:2048] if error is not None else None, code=code)
+        self.publish(topics.node_replies(self.node_id), encode(msg), qos=1)
+
+    @staticmethod
+    def _free_bytes(server: Server) -> int:
+        return max(server.spec.limits.disk_mb * 1024 * 1024 - server.disk_usage(max_age=2.0), 0)
+
+    def _dispatch_files(self, cmd: Any, server: Server) -> None:
+        """File commands answer on the reply topic; backups report on the server's backup topic."""
+        if isinstance(cmd, FileCommand):
+
+            def run_file() -> None:
+                try:
+                    result = filesystem.handle(server.dir, cmd, self._free_bytes(server))
+                except filesystem.FileError as exc:
+                    self._reply(cmd.id, error=exc)
+                    self._ack(cmd.id, str(exc))
+                    return
+                except Exception as exc:
+                    log.exception("file command %s failed", cmd.id)
+                    self._reply(cmd.id, error=RuntimeError(f"internal error: {exc}"))
+                    self._ack(cmd.id, f"internal error: {exc}")
+                    return
+                self._reply(cmd.id, result)
+                self._ack(cmd.id)
+
+            self._files_pool.submit(run_file)
+            return
+        topic = topics.server_backups(self.node_id, server.id)
+        action = "create" if isinstance(cmd, BackupCommand) else "restore"
+
+        def event(status: str, **kw: Any) -> None:
+            self.publish(topic, encode(BackupEvent(backup_id=cmd.backup_id, action=action, status=status, **kw)), 1)
+
+        last = [0.0]
+
+        def progress(done: int) -> None:
+            if time.monotonic() - last[0] >= 1.0:  # at most one progress event a second
+                last[0] = time.monotonic()
+                event("running", bytes=done)
+
+        if isinstance(cmd, BackupCommand):
+
+            def run_backup() -> None:
+                try:
+                    out = backups.create(server.dir, cmd, progress)
+                except Exception as exc:
+                    log.warning("backup %s failed: %s", cmd.backup_id, exc)
+                    event("failed", error=str(exc)[:2048])
+                    self._ack(cmd.id, str(exc))
+                    return
+                event("completed", bytes=out["size"], size=out["size"], sha256=out["sha256"], etags=out["etags"])
+                self._ack(cmd.id)
+
+            self._files_pool.submit(run_backup)
+            return
+
+        def run_restore() -> None:  # on the server's queue: no start can interleave
+            if server.state != "offline" or self.runtime.is_running(server.id):
+                raise ServerError(f"server is {server.state}; stop it before restoring a backup")
+            try:
+                out = backups.restore(server.dir, cmd, self.config.data_dir / "tmp", lambda: self._free_bytes(server),
+                                      progress)
+            except filesystem.FileError as exc:
+                event("failed", error=str(exc)[:2048])
+                raise ServerError(str(exc)) from None
+            event("completed", bytes=out["size"], size=out["size"])
+
+        server.submit(run_restore, lambda error: self._ack(cmd.id, error))
 
     def _new_server(self, spec: ServerSpec) -> Server:
         sid = spec.server_id
@@ -398,6 +491,7 @@ class Agent:
         for thread in self._threads:
             thread.join(timeout=5)
         self._stats_pool.shutdown(wait=False)
+        self._files_pool.shutdown(wait=False)
         self._connected.clear()
 
     def run_forever(self) -> None:

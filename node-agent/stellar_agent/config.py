@@ -33,7 +33,8 @@ class AgentConfig(BaseModel):
     stop_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     console_batch_ms: int = Field(default=50, ge=1, le=10_000)
     backlog_lines: int = Field(default=150, ge=0, le=100_000)
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # Short enough that the broker's last will fires within 10 s of a node dying (1.5 x keepalive).
+    keepalive_s: int = Field(default=3, ge=2, le=3600)  # broker fires the last will after 1.5x: offline within ~5-7 s
     # Console throttle (Wings: 2,000 lines per 100 ms); 0 disables it.
     console_throttle_lines: int = Field(default=2000, ge=0, le=1_000_000)
     console_throttle_ms: int = Field(default=100, ge=10, le=60_000)
@@ -41,6 +42,7 @@ class AgentConfig(BaseModel):
     # dropped and counted, so a long outage cannot exhaust the agent's memory.
     offline_console_limit: int = Field(default=2000, ge=0, le=1_000_000)
     stats_interval_s: float = Field(default=1.0, ge=0.1, le=3600)
+    # The control plane counts a node silent for 2 heartbeats as offline (< 10 s at 4 s).
     heartbeat_s: float = Field(default=30.0, ge=1, le=3600)
     # How often running servers' directories are measured against their disk limit.
     disk_check_interval_s: float = Field(default=60.0, ge=0.5, le=86_400)

@@ -62,7 +62,12 @@ def _examples() -> dict[str, list[dict[str, Any]]]:
             {**cmd, "type": "server.power", "server_id": "srv-1", "action": "start"},
             {**cmd, "type": "server.command", "server_id": "srv-1", "line": "say hello"},
             {**cmd, "type": "viewer.grant", "server_id": "srv-1", "until": _EXAMPLE_TS + 900},
+            {**cmd, "type": "server.files", "server_id": "srv-1", "op": "list", "path": "/plugins"},
         ],
+        "Reply": [{"v": 1, "id": "0f8e5b1c2d3a4e5f", **ts, "ok": False, "code": "symlink",
+                   "error": "/world: is or passes through a symbolic link"}],
+        "BackupEvent": [{"v": 1, **ts, "backup_id": "b1", "action": "create", "status": "running",
+                         "bytes": 1048576}],
         "Ack": [{"v": 1, "id": "0f8e5b1c2d3a4e5f", **ts, "ok": False, "error": "unknown server srv-9"}],
         "NodeStatus": [
             {"v": 1, **ts, "status": "online", "runtime": "docker", "isolated": True,

@@ -132,8 +132,70 @@ class ViewerCommand(_CommandBase):
     until: float = Field(gt=0)
 
 
+FileOp = Literal["list", "stat", "read", "write", "mkdir", "rename", "copy", "delete", "chmod", "compress",
+                 "decompress", "pull", "push"]
+
+
+class FileCommand(_CommandBase):
+    """A file-manager request for one server; answered with a ``Reply`` on the node's reply topic.
+
+    Paths are relative to the server's root (``/`` is ``/home/container`` in the container);
+    the agent confines them with fd-relative resolution, never string checks. ``deny`` is the
+    blueprint's file deny-list. ``url`` is a presigned S3 URL: ``pull`` GETs it into ``path``,
+    ``push`` PUTs the file at ``path`` to it (large transfers never ride on MQTT).
+    """
+
+    type: Literal["server.files"] = "server.files"
+    server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    op: FileOp
+    path: str = Field(default="/", max_length=4096)
+    target: str | None = Field(default=None, max_length=4096)
+    paths: list[str] = Field(default_factory=list, max_length=1000)
+    content_b64: str | None = Field(default=None, max_length=180_000)
+    mode: int | None = Field(default=None, ge=0, le=0o7777)
+    format: Literal["tar.gz", "zip"] | None = None
+    after: str | None = Field(default=None, max_length=1024)
+    limit: int = Field(default=200, ge=1, le=1000)
+    url: str | None = Field(default=None, max_length=8192)
+    deny: list[str] = Field(default_factory=list, max_length=256)
+
+
+class BackupPart(Strict):
+    number: int = Field(ge=1, le=10_000)
+    url: str = Field(max_length=8192)
+
+
+class BackupCommand(_CommandBase):
+    """Create a backup: stream a tar.gz of the server's files into presigned multipart part URLs.
+
+    The agent holds no S3 credentials: the control plane mints ``parts`` (each ``part_size``
+    bytes but the last) and completes the upload itself from the ETags the agent reports
+    in its final ``BackupEvent``.
+    """
+
+    type: Literal["backup.create"] = "backup.create"
+    server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    backup_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    part_size: int = Field(ge=5 * 1024 * 1024)
+    parts: list[BackupPart] = Field(min_length=1, max_length=120)
+    ignore: list[str] = Field(default_factory=list, max_length=256)
+
+
+class RestoreCommand(_CommandBase):
+    """Restore a backup from a presigned GET URL; the agent verifies ``sha256`` before touching files."""
+
+    type: Literal["backup.restore"] = "backup.restore"
+    server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    backup_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    url: str = Field(max_length=8192)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    wipe: bool = False
+
+
 Command = Annotated[
-    Union[InstallCommand, PowerCommand, ConsoleCommand, BacklogCommand, DeleteCommand, ViewerCommand],
+    Union[InstallCommand, PowerCommand, ConsoleCommand, BacklogCommand, DeleteCommand, ViewerCommand, FileCommand,
+          BackupCommand, RestoreCommand],
     Field(discriminator="type"),
 ]
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)
@@ -151,6 +213,33 @@ class Ack(Strict):
     ok: bool
     error: str | None = Field(default=None, max_length=2048)
     duplicate: bool = False
+
+
+class Reply(Strict):
+    """The answer to a request/response command (``server.files``): its result or error, by command id."""
+
+    v: Literal[1] = VERSION
+    id: str = Field(max_length=64)
+    ts: float = Field(default_factory=time.time)
+    ok: bool
+    error: str | None = Field(default=None, max_length=2048)
+    code: str | None = Field(default=None, max_length=64)
+    result: dict[str, Any] | None = None
+
+
+class BackupEvent(Strict):
+    """Progress and outcome of a backup or restore; the final create event carries what S3 needs."""
+
+    v: Literal[1] = VERSION
+    ts: float = Field(default_factory=time.time)
+    backup_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    action: Literal["create", "restore"] = "create"
+    status: Literal["running", "completed", "failed"]
+    bytes: int = Field(default=0, ge=0)
+    size: int | None = Field(default=None, ge=0)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    etags: list[str] = Field(default_factory=list, max_length=120)
+    error: str | None = Field(default=None, max_length=2048)
 
 
 class StateMessage(Strict):
@@ -189,6 +278,9 @@ class NodeStatus(Strict):
     servers: dict[str, ServerState] | None = None
     uptime_s: float | None = Field(default=None, ge=0)
     heartbeat_s: float | None = Field(default=None, gt=0)
+    # When the agent's current broker connection began (its last will carries the same value):
+    # orders an old connection's will before a newer connection's "online".
+    session: float | None = None
 
 
 class StatsMessage(Strict):

@@ -38,6 +38,16 @@ def node_acks(node_id: str) -> str:
     return f"{node_root(node_id)}/ack"
 
 
+def node_replies(node_id: str) -> str:
+    """Agent → control plane: results of request/response commands (file manager)."""
+    return f"{node_root(node_id)}/reply"
+
+
+def server_backups(node_id: str, server_id: str) -> str:
+    """Agent → control plane and viewers: backup/restore progress and outcome."""
+    return f"{server_root(node_id, server_id)}/backup"
+
+
 def node_status(node_id: str) -> str:
     """Agent → everyone: retained online/offline; the last will sets offline."""
     return f"{node_root(node_id)}/status"
@@ -75,6 +85,8 @@ def node_filter(node_id: str) -> str:
 ALL_SERVER_STATES = f"{PREFIX}/nodes/+/servers/+/state"
 ALL_NODE_STATUS = f"{PREFIX}/nodes/+/status"
 ALL_NODE_ACKS = f"{PREFIX}/nodes/+/ack"
+ALL_NODE_REPLIES = f"{PREFIX}/nodes/+/reply"
+ALL_SERVER_BACKUPS = f"{PREFIX}/nodes/+/servers/+/backup"
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,10 @@ CHANNELS: tuple[Channel, ...] = (
             "Commands for one node (QoS 1, persistent session). Delivered twice, run once."),
     Channel("ack", f"{PREFIX}/nodes/{{nodeId}}/ack", "agent", "Ack", 1, False,
             "One acknowledgement per command delivery, with the result or the error."),
+    Channel("reply", f"{PREFIX}/nodes/{{nodeId}}/reply", "agent", "Reply", 1, False,
+            "Results of request/response commands (server.files), matched to the request by id."),
+    Channel("backup", f"{PREFIX}/nodes/{{nodeId}}/servers/{{serverId}}/backup", "agent", "BackupEvent", 1, False,
+            "Backup and restore progress; the final create event carries size, sha256 and part ETags."),
     Channel("status", f"{PREFIX}/nodes/{{nodeId}}/status", "agent", "NodeStatus", 1, True,
             "Retained online/offline (the last will sets offline) and the periodic heartbeat."),
     Channel("state", f"{PREFIX}/nodes/{{nodeId}}/servers/{{serverId}}/state", "agent", "StateMessage", 1, True,
@@ -127,8 +143,8 @@ def parse(topic: str) -> ParsedTopic:
     if parts[:2] != PREFIX.split("/") or len(parts) < 5 or parts[2] != "nodes":
         raise ValueError(f"not a StellarStack topic: {topic!r}")
     node_id = check_id(parts[3], "node id")
-    if len(parts) == 5 and parts[4] in {"cmd", "ack", "status"}:
+    if len(parts) == 5 and parts[4] in {"cmd", "ack", "status", "reply"}:
         return ParsedTopic(node_id, parts[4])
-    if len(parts) == 7 and parts[4] == "servers" and parts[6] in {"console", "state", "stats"}:
+    if len(parts) == 7 and parts[4] == "servers" and parts[6] in {"console", "state", "stats", "backup"}:
         return ParsedTopic(node_id, parts[6], check_id(parts[5], "server id"))
     raise ValueError(f"not a StellarStack topic: {topic!r}")

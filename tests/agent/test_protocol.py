@@ -48,7 +48,7 @@ def test_asyncapi_document_is_generated_from_the_models() -> None:
     assert set(doc["channels"]) == {row.kind for row in topics.CHANNELS}
     variants = {ref["$ref"].rsplit("/", 1)[1] for ref in doc["components"]["schemas"]["Command"]["oneOf"]}
     assert variants == {"InstallCommand", "PowerCommand", "ConsoleCommand", "BacklogCommand", "DeleteCommand",
-                        "ViewerCommand"}
+                        "ViewerCommand", "FileCommand", "BackupCommand", "RestoreCommand"}
     for row in topics.CHANNELS:  # every address in the doc is the one the code builds
         concrete = row.address.replace("{nodeId}", "n1").replace("{serverId}", "s1")
         assert topics.parse(concrete).kind == row.kind

@@ -1,11 +1,16 @@
 """Authorization matrix generated from the route table: every server-scoped route is called
 as the owner (2xx), as a subuser holding every permission but the route's (403), as a user
-with no access (404: existence is not leaked), and without a token (401). A new route that
-is not covered here fails the test, so coverage cannot silently fall behind."""
+with no access (404: existence is not leaked), and without a token (401); nested resources
+are also asked for with an id that belongs to another server (404). A new route that is not
+covered here fails the test, so coverage cannot silently fall behind.
+
+Placeholders in paths and bodies (``{user_id}``, ``{invitee_email}``) are filled from the
+world fixture: ``invitee`` is an account the owner invites, edits and removes as a subuser."""
 
 from __future__ import annotations
 
 import pytest
+import requests
 from chalicelib import permissions
 from chalicelib.api.routing import ROUTE_META
 from chalicelib.store import get_store
@@ -16,8 +21,29 @@ from livewire import wait_status
 # must get a 2xx for each. Delete runs last.
 EXAMPLES: list[tuple[str, str, dict | None]] = [
     ("GET", "/api/servers/{server_id}", None),
+    ("POST", "/api/servers/{server_id}/settings", {"name": "Matrix renamed", "description": "issue 7"}),
+    ("GET", "/api/servers/{server_id}/permissions", None),
+    ("GET", "/api/servers/{server_id}/activity", None),
+    ("GET", "/api/servers/{server_id}/subusers", None),
+    ("POST", "/api/servers/{server_id}/subusers", {"email": "{invitee_email}", "permissions": ["console.read"]}),
+    ("PATCH", "/api/servers/{server_id}/subusers/{user_id}", {"permissions": ["console.read", "stats.read"]}),
+    ("DELETE", "/api/servers/{server_id}/subusers/{user_id}", None),
     ("POST", "/api/servers/{server_id}/console-grant", None),
     ("POST", "/api/servers/{server_id}/console/backlog", None),
+    # file manager (issue 8): each step leaves what the next one needs
+    ("POST", "/api/servers/{server_id}/files/create-directory", {"path": "/m"}),
+    ("POST", "/api/servers/{server_id}/files/write", {"path": "/m/a.txt", "content": "x"}),
+    ("GET", "/api/servers/{server_id}/files/list", None),
+    ("POST", "/api/servers/{server_id}/files/contents", {"path": "/m/a.txt"}),
+    ("POST", "/api/servers/{server_id}/files/copy", {"path": "/m/a.txt", "target": "/m/b.txt"}),
+    ("POST", "/api/servers/{server_id}/files/rename", {"path": "/m/b.txt", "target": "/m/c.txt"}),
+    ("POST", "/api/servers/{server_id}/files/chmod", {"path": "/m/c.txt", "mode": "600"}),
+    ("POST", "/api/servers/{server_id}/files/compress", {"paths": ["/m"], "target": "/m.zip", "format": "zip"}),
+    ("POST", "/api/servers/{server_id}/files/decompress", {"path": "/m.zip", "target": "/m"}),
+    ("POST", "/api/servers/{server_id}/files/upload", None),
+    ("POST", "/api/servers/{server_id}/files/pull", {"key": "{upload_key}", "path": "/m/up.bin"}),
+    ("POST", "/api/servers/{server_id}/files/download", {"path": "/m/a.txt"}),
+    ("POST", "/api/servers/{server_id}/files/delete", {"paths": ["/m", "/m.zip"]}),
     ("POST", "/api/servers/{server_id}/power", {"action": "start"}),
     ("POST", "/api/servers/{server_id}/command", {"line": "list"}),
     ("POST", "/api/servers/{server_id}/power", {"action": "kill"}),
@@ -25,6 +51,9 @@ EXAMPLES: list[tuple[str, str, dict | None]] = [
     ("POST", "/api/servers/{server_id}/power", {"action": "stop"}),
     ("DELETE", "/api/servers/{server_id}", None),
 ]
+# Nested resources: the same request naming a resource of the *other* server must be a 404.
+FOREIGN = {("PATCH", "/api/servers/{server_id}/subusers/{user_id}"): "foreign_user_id",
+           ("DELETE", "/api/servers/{server_id}/subusers/{user_id}"): "foreign_user_id"}
 # Each power step moves away from the status it starts in, so waiting for the next status
 # can never be satisfied by a stale one.
 WAIT_FOR = {("POST", "/api/servers/{server_id}/power", "start"): "running",
@@ -57,6 +86,7 @@ def test_every_route_permission_is_in_the_catalogue(stack):
             assert meta.permission in permissions.CATALOGUE, (method, path)
     for _m, p, body in EXAMPLES:
         meta = next(meta for m, path, meta in _server_routes(stack.app) if path == p and m == _m)
+        body = _fill(body, {})
         assert _permission(meta, body) in permissions.CATALOGUE
 
 
@@ -66,18 +96,38 @@ def world(owner, stranger, make_user):
     other = owner.post("/servers", {"name": "Other", "blueprint_id": "demo", "location_id": "local"}).json()
     for s in (server, other):
         wait_status(owner, s["id"], "offline")
-    sub = make_user()
-    return server, other, sub
+    sub, invitee, foreign = make_user(), make_user(), make_user()
+    r = owner.post(f"/servers/{other['id']}/subusers", {"email": foreign.email, "permissions": ["console.read"]})
+    assert r.status_code == 201, r.text
+    values = {"invitee_email": invitee.email, "user_id": invitee.id, "foreign_user_id": foreign.id}
+    up = owner.post(f"/servers/{server['id']}/files/upload").json()  # an object for files/pull (issue 8)
+    assert requests.put(up["url"], data=b"uploaded", timeout=15).status_code == 200
+    values["upload_key"] = up["key"]
+    return server, other, sub, values
+
+
+def _fill(obj, values):
+    """Placeholders in a path or body replaced by the world's ids and emails."""
+    if isinstance(obj, str):
+        for name, value in values.items():
+            obj = obj.replace("{" + name + "}", value)
+        return obj
+    if isinstance(obj, dict):
+        return {k: _fill(v, values) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_fill(v, values) for v in obj]
+    return obj
 
 
 def test_matrix(stack, owner, stranger, world):
-    server, other, sub = world
+    server, other, sub, values = world
     metas = {(m, p): meta for m, p, meta in _server_routes(stack.app)}
     store = get_store()
-    for method, path, body in EXAMPLES:
+    for method, path, raw_body in EXAMPLES:
         meta = metas[(method, path)]
+        body = _fill(raw_body, values)
         needed = _permission(meta, body)
-        url = path.removeprefix("/api").replace("{server_id}", server["id"])
+        url = _fill(path.removeprefix("/api").replace("{server_id}", server["id"]), values)
 
         # Subuser holding everything except the needed node: 403 and nothing happens.
         try:
@@ -95,8 +145,13 @@ def test_matrix(stack, owner, stranger, world):
         assert _call(stranger, method, url, body).status_code == 404, (method, path)
         assert _call(None, method, url, body, base=owner.base).status_code == 401, (method, path)
         # The owner's own token pointed at a server id that does not exist: 404 as well.
-        ghost = path.removeprefix("/api").replace("{server_id}", "doesnotexist")
+        ghost = _fill(path.removeprefix("/api").replace("{server_id}", "doesnotexist"), values)
         assert _call(owner, method, ghost, body).status_code == 404
+        if (method, path) in FOREIGN:  # the owner's server, another server's resource: not found
+            foreign = _fill(path.removeprefix("/api").replace("{server_id}", server["id"]),
+                            {**values, "user_id": values[FOREIGN[(method, path)]]})
+            r = _call(owner, method, foreign, body)
+            assert r.status_code == 404, (method, path, r.status_code, r.text)
 
         r = _call(owner, method, url, body)
         assert 200 <= r.status_code < 300, (method, path, r.status_code, r.text)
@@ -115,4 +170,6 @@ def _call(user, method, url, body, base=None):
         return user.get(url)
     if method == "DELETE":
         return user.delete(url)
+    if method == "PATCH":
+        return requests.patch(f"{user.base}{url}", json=body, headers=user.headers, timeout=15)
     return user.post(url, body)

@@ -1,6 +1,10 @@
 """Sign-up, sign-in (with two-factor), tokens, password and the signed-in user's profile.
 
-State-changing routes take bearer tokens, never cookies, so CSRF does not apply.
+State-changing routes take bearer tokens, never cookies, so CSRF does not apply. Sign-in,
+two-factor and password reset are rate limited per account and per source IP
+(``services.ratelimit``); a two-factor code is accepted once (no replay within its window).
+Account changes are written to the activity log. API keys cannot call any of the changing
+routes here (``routing``: non-GET routes without a server node refuse keys).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..auth import cognito
 from ..auth.jwt import Principal
 from ..errors import ApiError
+from ..services import ratelimit
 from ..store import Conflict, NotFound, for_principal
-from ..store.records import User
+from ..store.records import AuditEntry, User
 from .routing import Context, api_route
 from .security import verifier
 
@@ -94,19 +99,42 @@ def _signed_in(tokens: dict[str, Any], email: str) -> dict[str, Any]:
     return tokens
 
 
+def _audit(principal: Principal, action: str, **details: str) -> None:
+    for_principal(principal.user_id).add_audit(AuditEntry(actor_id=principal.user_id, action=action,
+                                                          target=f"user:{principal.user_id}", details=details))
+
+
+def _charge(subjects: list[tuple[str, str]]) -> None:
+    for name, subject in subjects:
+        ratelimit.record_failure(name, subject)
+
+
 @api_route(bp, "/auth/login", "POST", summary="Exchange email and password for tokens (or a 2FA challenge)",
            public=True, body=LoginBody)
 def login(ctx: Context) -> dict[str, Any]:
+    subjects = ratelimit.auth_guard(ctx.body.email, ctx.source_ip)
     try:
         return _signed_in(cognito.login(ctx.body.email, ctx.body.password), ctx.body.email)
     except cognito.LoginFailed as exc:
+        _charge(subjects)
         raise ApiError(401, "login_failed", str(exc)) from None
 
 
 @api_route(bp, "/auth/login/totp", "POST", summary="Answer the two-factor challenge of a sign-in",
            public=True, body=TotpChallengeBody)
 def login_totp(ctx: Context) -> dict[str, Any]:
-    return _signed_in(cognito.answer_totp(ctx.body.email, ctx.body.session, ctx.body.code), ctx.body.email)
+    subjects = ratelimit.auth_guard(ctx.body.email, ctx.source_ip)
+    if not ratelimit.totp_code_fresh(f"login:{ctx.body.email.strip().lower()}", ctx.body.code):
+        _charge(subjects)
+        raise ApiError(422, "invalid", "this code was used already; wait for the next one",
+                       {"code": "already used"})
+    try:
+        tokens = cognito.answer_totp(ctx.body.email, ctx.body.session, ctx.body.code)
+    except ApiError as exc:
+        if exc.status in {401, 422}:
+            _charge(subjects)
+        raise
+    return _signed_in(tokens, ctx.body.email)
 
 
 @api_route(bp, "/auth/refresh", "POST", summary="New access and ID tokens from a refresh token", public=True,
@@ -131,6 +159,7 @@ def confirm(ctx: Context) -> dict[str, Any]:
 @api_route(bp, "/auth/password/forgot", "POST", summary="Email a password-reset code", public=True,
            body=ForgotBody, status=202)
 def forgot(ctx: Context) -> dict[str, Any]:
+    ratelimit.reset_guard(ctx.body.email, ctx.source_ip)
     cognito.forgot_password(ctx.body.email)
     return {"sent": True}  # the same answer whether or not the account exists
 
@@ -138,6 +167,7 @@ def forgot(ctx: Context) -> dict[str, Any]:
 @api_route(bp, "/auth/password/reset", "POST", summary="Set a new password with the emailed code", public=True,
            body=ResetBody)
 def reset(ctx: Context) -> dict[str, Any]:
+    ratelimit.reset_guard(ctx.body.email, ctx.source_ip)
     cognito.reset_password(ctx.body.email, ctx.body.code, ctx.body.password)
     return {"reset": True}
 
@@ -146,6 +176,7 @@ def reset(ctx: Context) -> dict[str, Any]:
 def logout(ctx: Context) -> dict[str, Any]:
     cognito.global_sign_out(ctx.token)
     _revoke_tokens(ctx.user)
+    _audit(ctx.user, "account.sign_out_everywhere")
     return {"signed_out": True}
 
 
@@ -178,6 +209,7 @@ def me(ctx: Context) -> dict[str, Any]:
 @api_route(bp, "/me/password", "POST", summary="Change the password", body=PasswordBody)
 def change_password(ctx: Context) -> dict[str, Any]:
     cognito.change_password(ctx.token, ctx.body.current_password, ctx.body.new_password)
+    _audit(ctx.user, "account.password_change")
     return {"changed": True}
 
 
@@ -188,13 +220,17 @@ def totp_setup(ctx: Context) -> dict[str, Any]:
 
 @api_route(bp, "/me/totp/verify", "POST", summary="Turn two-factor on by proving the app's code", body=CodeBody)
 def totp_verify(ctx: Context) -> dict[str, Any]:
+    if not ratelimit.totp_code_fresh(f"user:{ctx.user.user_id}", ctx.body.code):
+        raise ApiError(422, "invalid", "this code was used already; wait for the next one", {"code": "already used"})
     cognito.totp_enable(ctx.token, ctx.body.code)
+    _audit(ctx.user, "account.totp_enable")
     return {"totp": True}
 
 
 @api_route(bp, "/me/totp", "DELETE", summary="Turn two-factor off")
 def totp_disable(ctx: Context) -> dict[str, Any]:
     cognito.totp_disable(ctx.token)
+    _audit(ctx.user, "account.totp_disable")
     return {"totp": False}
 
 

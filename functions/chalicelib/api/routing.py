@@ -8,12 +8,21 @@ it verifies the bearer token (our own JWT check, identical under the test client
 the node), and turns ``ApiError`` into the shared JSON error shape. The metadata it
 attaches to each view (``ROUTE_META``) is what the OpenAPI document and the route-table
 tests read, so the description can never drift from the routes.
+
+The bearer token is a Cognito access token or a user's API key (``stk_…``). A key acts as its
+user but only within its scope: a route's node must be among the key's nodes (else 403), a
+key bound to one server sees no other (404), and routes that are neither server routes nor
+reads (account, keys, password, creating servers, the admin API) refuse keys (403). Every
+authenticated request spends from the user's API budget (429 past it), and every response
+carries the security headers below, in Lambda as under ``stellar dev``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +35,23 @@ from .. import logs, permissions, tracing
 from ..auth.jwt import InvalidToken, Principal
 from ..errors import ApiError, forbidden, invalid, json_response, not_found
 from ..store import Conflict, NotFound, for_principal
-from ..store.records import Server
+from ..store.records import REQUEST_ORIGIN, ApiKey, Server
 from .security import verifier
 
 log = logging.getLogger(__name__)
 
 PermissionRule = str | Callable[[Any], str]
+
+# On every API response. The API serves JSON only: nothing may load, frame or sniff it, or cache it.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+KEY_TOUCH_EVERY_S = 60  # last-used is written at most this often per key (one write, not one per request)
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,8 @@ class RouteMeta:
     permission_doc: str | None = None
     body: type[BaseModel] | None = None
     status: int = 200
+    keys: bool = True  # may an API key call it (see the module doc)
+    idempotent: bool = False  # honours an Idempotency-Key header (see services.idempotency)
 
 
 @dataclass
@@ -51,6 +73,7 @@ class Context:
     principal: Principal | None
     body: Any = None
     server: Server | None = None
+    api_key: ApiKey | None = None  # set when the bearer token was an API key
 
     @property
     def user(self) -> Principal:
@@ -67,6 +90,11 @@ class Context:
         identity = (self.request.context or {}).get("identity") or {}
         return identity.get("sourceIp")
 
+    @property
+    def user_agent(self) -> str | None:
+        agent = self.request.headers.get("user-agent")
+        return agent[:256] if agent else None
+
 
 ROUTE_META: dict[Callable[..., Any], RouteMeta] = {}
 
@@ -78,6 +106,29 @@ def _bearer(request: Request) -> str:
         raise ApiError(401, "unauthenticated", "a bearer token is required",
                        headers={"WWW-Authenticate": "Bearer"})
     return token.strip()
+
+
+def _invalid_token() -> ApiError:
+    return ApiError(401, "unauthenticated", "invalid or expired token",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def authenticate_key(token: str, now: float | None = None) -> tuple[Principal, ApiKey]:
+    """The key's user (never an admin: keys do not reach the admin API) and the key itself."""
+    from ..store import get_store
+
+    now = time.time() if now is None else now
+    try:
+        prefix, key_hash = ApiKey.split(token)
+        key = get_store().authenticate_api_key(prefix, key_hash, now)
+    except (ValueError, NotFound):
+        raise _invalid_token() from None
+    if key.last_used_at is None or key.last_used_at < now - KEY_TOUCH_EVERY_S:
+        try:
+            for_principal(key.user_id).touch_api_key(key.prefix, now)
+        except NotFound:  # revoked between the two reads: refuse it
+            raise _invalid_token() from None
+    return Principal(user_id=key.user_id, username=f"apikey:{key.prefix}", issued_at=key.created_at), key
 
 
 def authenticate(request: Request) -> Principal:
@@ -116,35 +167,63 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raise invalid(fields) from None
 
 
-def server_for(principal: Principal, server_id: str, permission: str) -> Server:
+def effective_permissions(principal: Principal, server: Server, key: ApiKey | None = None) -> frozenset[str]:
+    """The nodes the caller holds on ``server``: all for its owner and admins, a subuser's own set,
+    narrowed to the key's nodes when the call is made with an API key; NotFound if no access."""
+    if principal.is_admin or server.owner_id == principal.user_id:
+        held = permissions.ALL
+    else:
+        sub = for_principal(principal.user_id).get_subuser(server.id, principal.user_id)
+        held = frozenset(sub.permissions) & permissions.ALL
+    if key is not None:
+        if key.server_id is not None and key.server_id != server.id:
+            raise NotFound("outside the key's server")
+        held &= frozenset(key.permissions)
+    return held
+
+
+def server_for(principal: Principal, server_id: str, permission: str, key: ApiKey | None = None) -> Server:
     """The server if the principal may use ``permission`` on it; 404 if no access at all."""
+    if key is not None and key.server_id is not None and key.server_id != server_id:
+        raise not_found("server")  # a key bound to one server does not learn whether others exist
     store = for_principal(principal.user_id, principal.is_admin)
     try:
         server = store.get_server(server_id)
+        held = effective_permissions(principal, server, key)
     except NotFound:
         raise not_found("server") from None
-    if principal.is_admin or server.owner_id == principal.user_id:
-        return server
-    try:
-        sub = store.get_subuser(server_id, principal.user_id)
-    except NotFound:
-        raise not_found("server") from None
-    if permission not in sub.permissions:
+    if permission not in held:
         raise forbidden(permission)
     return server
+
+
+def _secure(response: Response, request: Request) -> Response:
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https":
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
 
 
 def api_route(bp: Blueprint, path: str, method: str, *, summary: str, public: bool = False,
               admin: bool = False, permission: PermissionRule | None = None,
               permission_doc: str | None = None, body: type[BaseModel] | None = None,
-              status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a view on ``bp``; the view is called as ``view(ctx, **url_params)``."""
+              status: int = 200, keys: bool | None = None,
+              idempotent: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a view on ``bp``; the view is called as ``view(ctx, **url_params)``.
+
+    ``keys``: whether API keys may call it; by default server routes and non-admin reads only.
+    """
     if isinstance(permission, str):
         permissions.require_known(permission)
     if permission is not None and "{server_id}" not in path:
         raise ValueError(f"{path}: a permission node needs a {{server_id}} in the path")
+    if keys is None:
+        keys = not admin and (permission is not None or method == "GET")
     meta = RouteMeta(summary, public, admin, permission,
-                     permission_doc or (permission if isinstance(permission, str) else None), body, status)
+                     permission_doc or (permission if isinstance(permission, str) else None), body, status, keys,
+                     idempotent)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -153,24 +232,51 @@ def api_route(bp: Blueprint, path: str, method: str, *, summary: str, public: bo
             context = request.context or {}
             resource = context.get("resourcePath") or path  # the full path, blueprint prefix included
             # One log context and one trace segment per request; the handling below is unchanged.
-            with logs.request_context(context.get("requestId"), server=params.get("server_id")), \
-                    tracing.request(f"{method} {resource}", server=params.get("server_id")):
-                return handle(request, **params)
+            origin = REQUEST_ORIGIN.set({"source_ip": ((context.get("identity") or {}).get("sourceIp")),
+                                         "user_agent": (request.headers.get("user-agent") or "")[:256] or None})
+            try:
+                with logs.request_context(context.get("requestId"), server=params.get("server_id")), \
+                        tracing.request(f"{method} {resource}", server=params.get("server_id")):
+                    return _secure(handle(request, **params), request)
+            finally:
+                REQUEST_ORIGIN.reset(origin)
 
         def handle(request: Request, **params: str) -> Response:
+            from ..services import ratelimit
+
             try:
-                principal = None if public else authenticate(request)
+                principal, key = None, None
+                if not public:
+                    token = _bearer(request)
+                    if token.startswith("stk_"):
+                        principal, key = authenticate_key(token)
+                    else:
+                        principal = authenticate(request)
                 if principal is not None:
                     logs.bind(user=principal.user_id)
                     tracing.annotate(user=principal.user_id)
+                    ratelimit.spend("api.user", principal.user_id)
                 if admin and not (principal and principal.is_admin):
                     raise not_found("resource")
-                ctx = Context(request, principal)
+                if key is not None and not meta.keys:
+                    raise ApiError(403, "forbidden", "not allowed with an API key; sign in instead")
+                ctx = Context(request, principal, api_key=key)
                 if body is not None:
                     ctx.body = parse_body(request, body)
                 if permission is not None and principal is not None:
                     node = permission if isinstance(permission, str) else permission(ctx.body)
-                    ctx.server = server_for(principal, params["server_id"], node)
+                    ctx.server = server_for(principal, params["server_id"], node, key)
+                idem_key = request.headers.get("idempotency-key") if idempotent else None
+                if idem_key and principal is not None:
+                    from ..services.idempotency import run_once
+
+                    def work() -> tuple[int, Any]:
+                        out = fn(ctx, **params)
+                        return (out.status_code, json.loads(out.body)) if isinstance(out, Response) else (status, out)
+
+                    code, out = run_once(for_principal(principal.user_id), principal.user_id, idem_key,
+                                         f"{method} {path}", request.json_body if body is not None else None, work)
+                    return json_response(out, code)
                 result = fn(ctx, **params)
             except ApiError as exc:
                 return exc.response()

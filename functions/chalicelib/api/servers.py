@@ -1,17 +1,18 @@
-"""Server routes: list, create, read, power, console input, console grant, delete."""
+"""Server routes: list, create, read, power, console input, console grant, settings, suspend, delete."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chalice import Blueprint, Response
+from pydantic import BaseModel, ConfigDict, Field
 from stellar_protocol.messages import BacklogCommand
 
-from ..errors import invalid, json_response
+from ..errors import invalid, json_response, not_found
 from ..services import grants
 from ..services import servers as service
-from ..services.servers import CommandBody, CreateServer, PowerBody
-from ..store import BadCursor, for_principal, paging
+from ..services.servers import CommandBody, CreateServer, PowerBody, SettingsBody
+from ..store import BadCursor, NotFound, for_principal, paging
 from .routing import Context, api_route
 
 bp = Blueprint(__name__)
@@ -42,6 +43,8 @@ def list_servers(ctx: Context) -> Response:
     except BadCursor:
         raise invalid({"cursor": "not a cursor from this list"}) from None
     found = {s.id: s for s in page}  # an owner listed as their own subuser still appears once
+    if ctx.api_key is not None and ctx.api_key.server_id is not None:  # a key bound to one server sees only it
+        found = {k: v for k, v in found.items() if k == ctx.api_key.server_id}
     servers = list(found.values()) if paged else sorted(found.values(), key=lambda s: s.created_at)
     headers = {"Access-Control-Expose-Headers": "X-Next-Cursor"}
     if page.cursor:
@@ -49,7 +52,8 @@ def list_servers(ctx: Context) -> Response:
     return json_response([service.view(s) for s in servers], 200, headers)
 
 
-@api_route(bp, "/servers", "POST", summary="Create a server from a blueprint", body=CreateServer, status=201)
+@api_route(bp, "/servers", "POST", summary="Create a server from a blueprint", body=CreateServer, status=201,
+           idempotent=True)
 def create_server(ctx: Context) -> dict[str, Any]:
     return service.view(service.create(ctx.user, ctx.body, ctx.source_ip))
 
@@ -93,4 +97,29 @@ def console_backlog(ctx: Context, server_id: str) -> dict[str, Any]:
 def delete_server(ctx: Context, server_id: str) -> dict[str, Any]:
     assert ctx.server is not None
     service.delete(ctx.user, ctx.server, ctx.source_ip)
+    grants.revoke(server_id)  # every viewer of a deleted server loses its live console at once
     return {"deleted": server_id}
+
+
+@api_route(bp, "/servers/{server_id}/settings", "POST", summary="Rename the server or change its description",
+           body=SettingsBody, permission="settings.rename")
+def settings(ctx: Context, server_id: str) -> dict[str, Any]:
+    assert ctx.server is not None
+    return service.view(service.update_settings(ctx.user, ctx.server, ctx.body, ctx.source_ip))
+
+
+class SuspendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str = Field(min_length=1, max_length=64)
+    suspended: bool
+
+
+@api_route(bp, "/admin/suspensions", "POST", admin=True, body=SuspendBody,
+           summary="Suspend a server (it is stopped and power is refused) or lift its suspension")
+def suspend(ctx: Context) -> dict[str, Any]:
+    try:
+        server = for_principal(ctx.user.user_id, True).get_server(ctx.body.server_id)
+    except NotFound:
+        raise not_found("server") from None
+    return service.view(service.set_suspended(ctx.user, server, ctx.body.suspended, ctx.source_ip))

@@ -1,7 +1,8 @@
 """Ingestion of agent events into the store (an IoT rule → Lambda in AWS, a bridge locally).
 
 Idempotent and ordered: a state carries a per-server sequence number and an older one
-never overwrites a newer one; node status carries a timestamp with the same rule.
+never overwrites a newer one; node status is ordered by the agent's connection session
+and timestamp (``services.nodes.record_status``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from stellar_protocol import topics
 from stellar_protocol.messages import NodeStatus, ProtocolError, StateMessage, decode
 
 from ..store import NotFound, get_store
+from . import nodes
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,8 @@ def ingest(topic: str, payload: bytes) -> bool:
                 raise ProtocolError(f"node {where.node_id} does not host server {msg.server_id}")
             return store.apply_state(msg.server_id, msg.state, msg.seq, msg.detail)
         if where.kind == "status":
-            status = decode(NodeStatus, payload)
-            get_store().as_admin("event ingestion").set_node_status(
-                where.node_id, status.status, status.ts, status.runtime, status.isolated)
-            return True
+            # Ordered by (session, offline, ts) and reconciled on a new session: see services.nodes.
+            return nodes.record_status(where.node_id, decode(NodeStatus, payload))
     except (ValueError, ProtocolError) as exc:
         log.warning("dropped event on %s: %s", topic, exc)
     except NotFound:

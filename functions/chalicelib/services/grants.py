@@ -3,7 +3,9 @@
 The grant logic lives here, in the control plane, so that it maps onto AWS IoT Core's
 custom authorizer (which would look the grant up by username) as well as onto Mosquitto's
 dynamic-security roles used locally. Expired grants are revoked by ``sweep``, which the
-scheduled ticker calls every minute.
+scheduled ticker calls every minute; ``revoke`` ends a user's (or everyone's) grants on one
+server at once, when their permissions change or the server goes: deleting the dynsec client
+disconnects the live viewer, so the broker stops delivering to it immediately.
 """
 
 from __future__ import annotations
@@ -79,3 +81,21 @@ def sweep(now: float | None = None) -> int:
             admin.revoke_viewer(grant.username)
             store.delete_grant(grant.username)
     return len(expired)
+
+
+def revoke(server_id: str, user_id: str | None = None) -> int:
+    """Revoke the live grants of ``user_id`` (None: of everyone) on a server; returns how many.
+
+    Broker first, then the store: if the broker cannot be reached the grants stay stored, so
+    the sweeper still revokes them at expiry, and the error reaches the caller.
+    """
+    store = get_store().as_admin(f"revoke viewer grants on {server_id}")
+    found = store.list_grants(server_id, user_id)
+    if not found:
+        return 0
+    with messaging.broker_admin() as admin:
+        for grant in found:
+            admin.revoke_viewer(grant.username)
+            store.delete_grant(grant.username)
+    log.info("revoked %d viewer grant(s) on %s%s", len(found), server_id, f" of {user_id}" if user_id else "")
+    return len(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from stellar_protocol.blueprint import Blueprint, BlueprintError
@@ -22,7 +23,7 @@ from ..broker.publisher import BrokerUnavailable
 from ..errors import ApiError, invalid
 from ..store import Conflict, NotFound, for_principal, get_store
 from ..store.records import Allocation, AuditEntry, Node, Server, new_id
-from . import messaging
+from . import messaging, nodes
 from .blueprints import catalogue
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def view(server: Server) -> dict[str, object]:
         "node_id": server.node_id, "blueprint_id": server.blueprint_id, "location_id": server.location_id,
         "image": server.image, "memory_mb": server.memory_mb, "owner_id": server.owner_id,
         "ports": [p.model_dump() for p in server.ports], "created_at": server.created_at,
+        "description": server.description, "suspended": server.suspended,
     }
 
 
@@ -83,31 +85,45 @@ def _check_variables(bp: Blueprint, given: dict[str, str]) -> dict[str, str]:
     return bp.resolve_variables(given)
 
 
-def _free_memory(node: Node, servers: list[Server]) -> int:
-    capacity = node.memory_mb * (100 + node.overallocate_percent) // 100
-    return capacity - sum(s.memory_mb for s in servers)
+def _free(node: Node, servers: list[Server]) -> tuple[int, int, int]:
+    """Free (memory, disk, CPU) with the node's over-allocation applied to each."""
+    factor = 100 + node.overallocate_percent
+
+    def room(capacity: int, used: int) -> int:
+        return capacity * factor // 100 - used
+
+    return (room(node.memory_mb, sum(s.memory_mb for s in servers)),
+            room(node.disk_mb, sum(s.disk_mb for s in servers)),
+            room(node.cpu_percent, sum(s.cpu_percent for s in servers)))
 
 
-def _place(location_id: str, memory_mb: int) -> Node:
-    store = get_store().as_admin("placement")  # capacity counts every tenant's servers
-    best: tuple[int, Node] | None = None
-    for node in store.list_nodes(location_id):
-        if node.status != "online":
-            continue
-        free = _free_memory(node, store.list_servers_on_node(node.id))
-        if free >= memory_mb and (best is None or free > best[0]):
-            best = (free, node)
-    if best is None:
-        raise ApiError(503, "no_capacity", "no online node in this location has room for this server")
-    return best[1]
-
-
-def _pick_ports(node: Node, count: int) -> list[int]:
+def _free_ports(node: Node) -> list[int]:
     taken = {a.port for a in get_store().as_admin("placement").allocations(node.id)}
-    free = [p for p in range(node.port_start, node.port_end + 1) if p not in taken]
-    if len(free) < count:
-        raise ApiError(503, "no_ports", f"node {node.name} has no free ports left")
-    return free[:count]
+    return [p for p in node.port_pool() if p not in taken]
+
+
+def _place(location_id: str, limits: Limits, port_count: int) -> tuple[Node, list[int]]:
+    """The online node with the most free memory that fits the limits and has the ports."""
+    store = get_store().as_admin("placement")  # capacity counts every tenant's servers
+    best: tuple[int, Node, list[int]] | None = None
+    short_of_ports = False
+    for node in store.list_nodes(location_id):
+        if nodes.effective_status(node) != "online":
+            continue
+        memory, disk, cpu = _free(node, list(store.list_servers_on_node(node.id)))
+        if memory < limits.memory_mb or disk < limits.disk_mb or cpu < limits.cpu_percent:
+            continue
+        ports = _free_ports(node)
+        if len(ports) < port_count:
+            short_of_ports = True
+            continue
+        if best is None or memory > best[0]:
+            best = (memory, node, ports[:port_count])
+    if best is None:
+        if short_of_ports:
+            raise ApiError(503, "no_ports", "no online node in this location has enough free ports")
+        raise ApiError(503, "no_capacity", "no online node in this location has room for this server")
+    return best[1], best[2]
 
 
 def create(principal: Principal, body: CreateServer, source_ip: str | None) -> Server:
@@ -128,8 +144,8 @@ def create(principal: Principal, body: CreateServer, source_ip: str | None) -> S
                     pids=bp.limits.pids)
     server_id = new_id()
     for _attempt in range(PLACEMENT_RETRIES):
-        node = _place(body.location_id, memory)
-        ports = [Port(ip=node.address, port=p) for p in _pick_ports(node, bp.ports)]
+        node, picked = _place(body.location_id, limits, bp.ports)
+        ports = [Port(ip=node.address, port=p) for p in picked]
         server = Server(id=server_id, name=body.name, owner_id=principal.user_id, node_id=node.id,
                         location_id=body.location_id, blueprint_id=bp.id, image=bp.images[image_choice],
                         variables=variables, memory_mb=memory, disk_mb=limits.disk_mb,
@@ -163,6 +179,8 @@ _POWER_ALLOWED: dict[str, set[str]] = {
 
 
 def power(principal: Principal, server: Server, action: PowerAction, source_ip: str | None) -> str:
+    if server.suspended:
+        raise ApiError(409, "suspended", "the server is suspended")
     if server.status not in _POWER_ALLOWED[action]:
         raise ApiError(409, "bad_state", f"cannot {action} a server that is {server.status}")
     command = PowerCommand(server_id=server.id, action=action)
@@ -174,6 +192,8 @@ def power(principal: Principal, server: Server, action: PowerAction, source_ip: 
 
 
 def console_command(principal: Principal, server: Server, line: str, source_ip: str | None) -> str:
+    if server.suspended:
+        raise ApiError(409, "suspended", "the server is suspended")
     if server.status not in {"starting", "running"}:
         raise ApiError(409, "bad_state", f"the server is {server.status}; start it first")
     command_id = send(server, ConsoleCommand(server_id=server.id, line=line))
@@ -184,7 +204,18 @@ def console_command(principal: Principal, server: Server, line: str, source_ip: 
 
 
 def delete(principal: Principal, server: Server, source_ip: str | None) -> None:
-    send(server, DeleteCommand(server_id=server.id))
+    """Free the ports and forget the server now; the node removes its files now or, if it is
+    away, when it comes back (the id waits in ``node.pending_deletes`` for reconciliation)."""
+    try:
+        nodes.mutate_node(server.node_id, lambda n: n.pending_deletes.append(server.id)
+                          if server.id not in n.pending_deletes else None, "server deletion")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    try:
+        messaging.send_command(server.node_id, DeleteCommand(server_id=server.id))
+    except BrokerUnavailable as exc:
+        log.warning("delete of %s not sent now (%s): finished when the node reconnects", server.id, exc)
     store = for_principal(principal.user_id, principal.is_admin)
     audit = AuditEntry(actor_id=principal.user_id, action="server.delete", server_id=server.id, source_ip=source_ip)
     for _attempt in range(PLACEMENT_RETRIES):
@@ -197,6 +228,57 @@ def delete(principal: Principal, server: Server, source_ip: str | None) -> None:
             except NotFound:
                 return  # deleted meanwhile: delete is idempotent
     raise ApiError(409, "conflict", "the server kept changing; try again")
+
+
+class SettingsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=_NAME.pattern)
+    description: str | None = Field(default=None, max_length=1024)
+
+
+def _modify(principal: Principal, server: Server, change: Any, action: str, source_ip: str | None,
+            details: dict[str, str] | None = None) -> Server:
+    """Compare-and-set on the server (agent states bump its version: re-read and retry), audited."""
+    store = for_principal(principal.user_id, principal.is_admin)
+    for _attempt in range(PLACEMENT_RETRIES):
+        change(server)
+        try:
+            store.update_server(server)
+            break
+        except Conflict:
+            server = store.get_server(server.id)
+    else:
+        raise ApiError(409, "conflict", "the server kept changing; try again")
+    store.add_audit(AuditEntry(actor_id=principal.user_id, action=action, server_id=server.id,
+                               source_ip=source_ip, details=details or {}))
+    return server
+
+
+def update_settings(principal: Principal, server: Server, body: SettingsBody, source_ip: str | None) -> Server:
+    def change(s: Server) -> None:
+        if body.name is not None:
+            s.name = body.name
+        if body.description is not None:
+            s.description = body.description
+
+    return _modify(principal, server, change, "server.settings", source_ip,
+                   {k: v for k, v in body.model_dump(exclude_none=True).items()})
+
+
+def set_suspended(principal: Principal, server: Server, suspended: bool, source_ip: str | None) -> Server:
+    """Suspending stops the server (kill: it must not keep serving) and refuses power until lifted."""
+
+    def change(s: Server) -> None:
+        s.suspended = suspended
+
+    server = _modify(principal, server, change, "server.suspend" if suspended else "server.unsuspend", source_ip)
+    if suspended and server.status in {"starting", "running", "stopping"}:
+        try:
+            messaging.send_command(server.node_id, PowerCommand(server_id=server.id, action="kill"))
+        except BrokerUnavailable as exc:  # reconciliation stops it when the node is back
+            log.warning("suspension stop of %s not sent: %s", server.id, exc)
+    return server
 
 
 def send(server: Server, command: object) -> str:

@@ -12,8 +12,8 @@ step with ``KEY_SCHEMA`` below):
 | allocation  | NODE#id            | ALLOC#ip#port        | SERVER#sid / ALLOC#ip#port |                        |
 | server      | SERVER#sid         | META                 | OWNER#uid / SERVER#sid     | NODE#nid / SERVER#sid  |
 | subuser     | SERVER#sid         | SUB#uid              | MEMBER#uid / SERVER#sid    |                        |
-| grant       | GRANT#username     | META                 | GRANTS / expiry            |                        |
-| audit       | AUDIT#sid          | ts#id                |                            |                        |
+| grant       | GRANT#username     | META                 | GRANTS / expiry            | VIEWERS#sid / uid#username |
+| audit       | AUDIT#sid          | ts#id                |                            | AUDITLOG / ts#id       |
 | idempotency | IDEM#uid#key       | META                 |                            |                        |
 | rate count  | RATE#bucket#window | META                 |                            |                        |
 | blueprint v | BP#id              | V#number (8 digits)  |                            |                        |
@@ -277,6 +277,24 @@ class DynamoStore:
     def get_user(self, user_id: str) -> User:
         return self._get(User, f"USER#{user_id}", "PROFILE")
 
+    def user_id_by_email(self, email: str) -> str:
+        """The id of the account with this email (the uniqueness claim names it); NotFound if none."""
+        try:
+            item = _Item.get(f"EMAIL#{email.strip().lower()}", "UNIQUE", consistent_read=True)
+        except DoesNotExist:
+            raise NotFound("no account with this email") from None
+        return str(json.loads(item.data)["user_id"])
+
+    def delete_user(self, user_id: str) -> None:
+        """The profile and its email claim together; absent already is fine (idempotent)."""
+        try:
+            user = self.get_user(user_id)
+        except NotFound:
+            return
+        with self._transact() as tx:
+            tx.delete(_Item(f"USER#{user_id}", "PROFILE"), add_version_condition=False)
+            tx.delete(_Item(f"EMAIL#{user.email.lower()}", "UNIQUE"), add_version_condition=False)
+
     # -- locations and nodes -------------------------------------------------------------
 
     def create_location(self, location: Location) -> None:
@@ -289,6 +307,20 @@ class DynamoStore:
 
     def get_location(self, location_id: str) -> Location:
         return self._get(Location, f"LOC#{location_id}", "META")
+
+    def update_location(self, location: Location) -> None:
+        if not location.version:
+            raise Conflict("update_location needs a stored version (use create_location)")
+        item = self._item("location", f"LOC#{location.id}", "META", location,
+                          gsi1pk="TYPE#location", gsi1sk=f"{location.name}#{location.id}")
+        self._save(item, record=location)
+
+    def delete_location(self, location_id: str) -> None:
+        """Refused (Conflict) while any node is in it."""
+        if self.list_nodes(location_id):
+            raise Conflict(f"location {location_id} still has nodes")
+        self.get_location(location_id)
+        _Item(f"LOC#{location_id}", "META").delete(add_version_condition=False)
 
     def _node_item(self, node: Node) -> _Item:
         return self._item("node", f"NODE#{node.id}", "META", node, gsi1pk=f"LOC#{node.location_id}",
@@ -306,6 +338,20 @@ class DynamoStore:
         else:
             items = _Item.gsi1.query(f"LOC#{location_id}", _Item.gsi1sk.startswith("NODE#"))
         return [self._record(Node, i) for i in items]
+
+    def delete_node(self, node: Node) -> None:
+        """Refused (Conflict) while servers are on it or the node changed since it was read.
+
+        DynamoDB cannot condition on an index being empty: the check reads the node index
+        first, and placement re-reads the node (version) before reserving ports on it."""
+        if self.list_servers_on_node(node.id, limit=1):
+            raise Conflict(f"node {node.id} still has servers")
+        try:
+            _Item(f"NODE#{node.id}", "META", version=node.version).delete()
+        except DeleteError as exc:
+            if _is_condition_failure(exc):
+                raise Conflict(f"node {node.id} changed") from None
+            raise
 
     def set_node_status(self, node_id: str, status: str, ts: float, runtime: str | None,
                         isolated: bool | None) -> None:
@@ -341,7 +387,10 @@ class DynamoStore:
         return item
 
     def _audit_item(self, entry: AuditEntry) -> _Item:
-        return self._item("audit", f"AUDIT#{entry.server_id or 'global'}", audit_key(entry), entry)
+        """Per server (``AUDIT#sid``) and, through gsi2, one newest-first log of everything for admins."""
+        entry.stamp_origin()
+        return self._item("audit", f"AUDIT#{entry.server_id or 'global'}", audit_key(entry), entry,
+                          gsi2pk="AUDITLOG", gsi2sk=audit_key(entry))
 
     def create_server(self, server: Server, allocations: list[Allocation], audit: AuditEntry) -> None:
         try:
@@ -445,15 +494,31 @@ class DynamoStore:
         return self._get(Subuser, f"SERVER#{server_id}", f"SUB#{user_id}")
 
     def put_subuser(self, subuser: Subuser) -> None:
+        """Create (version 0: a Conflict if present) or compare-and-set update."""
+        condition = _Item.pk.does_not_exist() if not subuser.version else None
         self._save(self._item("subuser", f"SERVER#{subuser.server_id}", f"SUB#{subuser.user_id}", subuser,
                               gsi1pk=f"MEMBER#{subuser.user_id}", gsi1sk=f"SERVER#{subuser.server_id}"),
-                   record=subuser)
+                   condition=condition, record=subuser)
+
+    def list_subusers(self, server_id: str) -> list[Subuser]:
+        items = _Item.query(f"SERVER#{server_id}", _Item.sk.startswith("SUB#"), consistent_read=True)
+        return [self._record(Subuser, i) for i in items]
+
+    def delete_subuser(self, server_id: str, user_id: str) -> None:
+        try:
+            _Item(f"SERVER#{server_id}", f"SUB#{user_id}").delete(condition=_Item.pk.exists(),
+                                                                   add_version_condition=False)
+        except DeleteError as exc:
+            if _is_condition_failure(exc):
+                raise NotFound(f"subuser {user_id} of {server_id}") from None
+            raise
 
     # -- broker grants ----------------------------------------------------------------------
 
     def put_grant(self, grant: Grant) -> None:
         item = self._item("grant", f"GRANT#{grant.username}", "META", grant,
-                          gsi1pk="GRANTS", gsi1sk=f"{grant.expires_at:017.6f}")
+                          gsi1pk="GRANTS", gsi1sk=f"{grant.expires_at:017.6f}",
+                          gsi2pk=f"VIEWERS#{grant.server_id}", gsi2sk=f"{grant.user_id}#{grant.username}")
         # Kept an hour past expiry so the sweeper, not DynamoDB's lazy TTL, revokes it first.
         item.expires = _ttl(grant.expires_at + GRANT_GRACE_S)
         self._create_expiring(item, grant)
@@ -468,6 +533,11 @@ class DynamoStore:
     def delete_grant(self, username: str) -> None:
         _Item(f"GRANT#{username}", "META").delete(add_version_condition=False)
 
+    def list_grants(self, server_id: str, user_id: str | None = None) -> list[Grant]:
+        """Every stored grant on a server (of one user), live or expired: what revocation must reach."""
+        cond = _Item.gsi2sk.startswith(f"{user_id}#") if user_id is not None else None
+        return [self._record(Grant, i) for i in _Item.gsi2.query(f"VIEWERS#{server_id}", cond)]
+
     # -- audit ----------------------------------------------------------------------------
 
     def add_audit(self, entry: AuditEntry) -> None:
@@ -481,6 +551,24 @@ class DynamoStore:
             lambda n, start: _Item.query(f"AUDIT#{server_id}", scan_index_forward=False, page_size=n or None,
                                          last_evaluated_key=start),
             limit, cursor, lambda sk: _s(pk=f"AUDIT#{server_id}", sk=sk), lambda i: i.sk)
+
+    def list_audit_all(self, limit: int | None = 50, cursor: str | None = None) -> Page[AuditEntry]:
+        """Every server's and every account's entries, newest first (admins; the gsi2 log)."""
+        if not self.actor.is_admin:
+            return Page([], None)  # as under RLS: the whole log is for the admin bypass only
+        return self._page(
+            AuditEntry, paging.query_tag("audit-all"),
+            lambda n, start: _Item.gsi2.query("AUDITLOG", scan_index_forward=False, page_size=n or None,
+                                              last_evaluated_key=start),
+            limit, cursor,
+            lambda key: self._audit_start(key), lambda i: i.gsi2sk or "")
+
+    @staticmethod
+    def _audit_start(key: str) -> dict[str, Any]:
+        """The gsi2 start key of an audit entry: its table key holds its server, read from the entry."""
+        items = list(_Item.gsi2.query("AUDITLOG", _Item.gsi2sk == key, limit=1))
+        pk = items[0].pk if items else "AUDIT#global"
+        return _s(pk=pk, sk=key, gsi2pk="AUDITLOG", gsi2sk=key)
 
     # -- idempotency and rate limits ------------------------------------------------------------
 
@@ -505,6 +593,16 @@ class DynamoStore:
         item = _Item(f"RATE#{bucket}#{window}", "META")
         item.update(actions=[_Item.seq.add(1), _Item.kind.set("rate"), _Item.data.set("{}"),
                              _Item.expires.set(_ttl(window + 2 * window_s))], add_version_condition=False)
+        return int(item.seq or 0)
+
+    def peek_hits(self, bucket: str, window_s: int, now: float | None = None) -> int:
+        """The current window's count without adding to it (0 when nothing was counted)."""
+        now = time.time() if now is None else now
+        window = int(now // window_s) * window_s
+        try:
+            item = _Item.get(f"RATE#{bucket}#{window}", "META", consistent_read=True)
+        except DoesNotExist:
+            return 0
         return int(item.seq or 0)
 
     # -- blueprints -------------------------------------------------------------------------

@@ -163,6 +163,18 @@ class PostgresStore:
     def get_user(self, user_id: str) -> User:
         return self._one(User, "select version, data from users where id = %s", [user_id])
 
+    def user_id_by_email(self, email: str) -> str:
+        """Only the id (a security definer function): other users' profiles stay invisible."""
+        with self._tx() as cur:
+            row = cur.execute("select stellar_user_id_by_email(%s)", [email.strip().lower()]).fetchone()
+        if row is None or row[0] is None:
+            raise NotFound("no account with this email")
+        return str(row[0])
+
+    def delete_user(self, user_id: str) -> None:
+        with self._tx() as cur:
+            cur.execute("delete from users where id = %s", [user_id])
+
     # -- locations and nodes -------------------------------------------------------------
 
     def create_location(self, location: Location) -> None:
@@ -177,6 +189,24 @@ class PostgresStore:
 
     def get_location(self, location_id: str) -> Location:
         return self._one(Location, "select version, data from locations where id = %s", [location_id])
+
+    def update_location(self, location: Location) -> None:
+        if not location.version:
+            raise Conflict("update_location needs a stored version (use create_location)")
+        with self._tx() as cur:
+            self._put(cur, "locations", {"id": location.id}, {"name": location.name}, location)
+
+    def delete_location(self, location_id: str) -> None:
+        """Refused (Conflict) while any node is in it, decided by the deleting statement."""
+        with self._tx() as cur:
+            cur.execute("delete from locations l where id = %s and not exists"
+                        " (select 1 from nodes n where n.location_id = l.id)", [location_id])
+            if cur.rowcount == 1:
+                return
+            found = cur.execute("select 1 from locations where id = %s", [location_id]).fetchone()
+        if found is None:
+            raise NotFound(f"location {location_id}")
+        raise Conflict(f"location {location_id} still has nodes")
 
     def put_node(self, node: Node) -> None:
         with self._tx() as cur:
@@ -193,6 +223,18 @@ class PostgresStore:
                 rows = cur.execute("select version, data from nodes where location_id = %s order by id",
                                    [location_id]).fetchall()
         return [_load(Node, r) for r in rows]
+
+    def delete_node(self, node: Node) -> None:
+        """Refused (Conflict) while servers are on it or it changed, in the deleting statement."""
+        with self._tx() as cur:
+            cur.execute("delete from nodes n where id = %s and version = %s and not exists"
+                        " (select 1 from servers s where s.node_id = n.id)", [node.id, node.version])
+            if cur.rowcount == 1:
+                return
+            found = cur.execute("select 1 from nodes where id = %s", [node.id]).fetchone()
+        if found is None:
+            raise NotFound(f"node {node.id}")
+        raise Conflict(f"node {node.id} still has servers or changed")
 
     def set_node_status(self, node_id: str, status: str, ts: float, runtime: str | None,
                         isolated: bool | None) -> None:
@@ -223,6 +265,7 @@ class PostgresStore:
 
     @staticmethod
     def _insert_audit(cur: psycopg.Cursor[Any], entry: AuditEntry) -> None:
+        entry.stamp_origin()
         cur.execute("insert into audit (server_key, sk, server_id, actor_id, version, data)"
                     " values (%s, %s, %s, %s, 1, %s)",
                     [entry.server_id or "global", audit_key(entry), entry.server_id, entry.actor_id, _dump(entry)])
@@ -292,6 +335,18 @@ class PostgresStore:
         with self._tx() as cur:
             self._put(cur, "subusers", {"server_id": subuser.server_id, "user_id": subuser.user_id}, {}, subuser)
 
+    def list_subusers(self, server_id: str) -> list[Subuser]:
+        with self._tx() as cur:
+            rows = cur.execute("select version, data from subusers where server_id = %s order by user_id",
+                               [server_id]).fetchall()
+        return [_load(Subuser, r) for r in rows]
+
+    def delete_subuser(self, server_id: str, user_id: str) -> None:
+        with self._tx() as cur:
+            cur.execute("delete from subusers where server_id = %s and user_id = %s", [server_id, user_id])
+            if cur.rowcount != 1:
+                raise NotFound(f"subuser {user_id} of {server_id}")
+
     # -- broker grants ----------------------------------------------------------------------
 
     def put_grant(self, grant: Grant) -> None:
@@ -323,6 +378,17 @@ class PostgresStore:
         with self._tx() as cur:
             cur.execute("delete from grants where username = %s", [username])
 
+    def list_grants(self, server_id: str, user_id: str | None = None) -> list[Grant]:
+        """Every stored grant on a server (of one user), live or expired: what revocation must reach."""
+        with self._tx() as cur:
+            if user_id is None:
+                rows = cur.execute("select version, data from grants where server_id = %s order by user_id, username",
+                                   [server_id]).fetchall()
+            else:
+                rows = cur.execute("select version, data from grants where server_id = %s and user_id = %s"
+                                   " order by username", [server_id, user_id]).fetchall()
+        return [_load(Grant, r) for r in rows]
+
     # -- audit ----------------------------------------------------------------------------
 
     def add_audit(self, entry: AuditEntry) -> None:
@@ -335,6 +401,13 @@ class PostgresStore:
         return self._page(AuditEntry, paging.query_tag("audit", server_id),
                           "select version, data, sk from audit where server_key = %s", [server_id], "sk",
                           limit, cursor, desc=True)
+
+    def list_audit_all(self, limit: int | None = 50, cursor: str | None = None) -> Page[AuditEntry]:
+        """Every server's and every account's entries, newest first; RLS shows the whole log to admins only."""
+        if not self.actor.is_admin:
+            return Page([], None)
+        return self._page(AuditEntry, paging.query_tag("audit-all"),
+                          "select version, data, sk from audit where true", [], "sk", limit, cursor, desc=True)
 
     # -- idempotency and rate limits ------------------------------------------------------------
 
@@ -371,6 +444,14 @@ class PostgresStore:
                               " returning hits", [bucket, window, window + 2 * window_s]).fetchone()
         assert row is not None
         return int(row[0])
+
+    def peek_hits(self, bucket: str, window_s: int, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        window = int(now // window_s) * window_s
+        with self._tx() as cur:
+            row = cur.execute("select hits from rate_counters where bucket = %s and window_start = %s",
+                              [bucket, window]).fetchone()
+        return int(row[0]) if row else 0
 
     # -- blueprints -------------------------------------------------------------------------
 

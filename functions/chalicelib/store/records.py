@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +31,7 @@ class User(Record):
     created_at: float = Field(default_factory=time.time)
     # Access tokens issued before this moment (epoch seconds) are refused: sign-out everywhere.
     tokens_valid_after: float | None = None
+    suspended: bool = False  # refused at sign-in (Cognito disabled) and on every older token
 
 
 class Location(Record):
@@ -51,7 +53,28 @@ class Node(Record):
     status: str = "offline"
     runtime: str | None = None
     isolated: bool | None = None
-    last_seen: float | None = None
+    last_seen: float | None = None  # agent time of the last "online" heartbeat
+    # Further public addresses shown to players (the ports are bound on ``address``).
+    addresses: list[str] = Field(default_factory=list)
+    # Extra port ranges beyond port_start..port_end, as [first, last] pairs.
+    port_ranges: list[tuple[int, int]] = Field(default_factory=list)
+    heartbeat_s: float | None = None  # the agent's heartbeat period, for the staleness check
+    session: float | None = None  # the agent connection the status belongs to (orders last wills)
+    status_ts: float | None = None
+    offline_reported: bool = False  # the node (or its last will) said offline for this session
+    # Servers deleted here whose removal the node has not confirmed (finished on reconnect).
+    pending_deletes: list[str] = Field(default_factory=list)
+    # One-time enrollment: only a hash of the token is kept, and it expires.
+    enroll_token_hash: str | None = None
+    enroll_expires_at: float | None = None
+    enrolled_at: float | None = None
+
+    def port_pool(self) -> list[int]:
+        """Every port the node may hand out, ascending, without repeats."""
+        ports = set(range(self.port_start, self.port_end + 1))
+        for first, last in self.port_ranges:
+            ports.update(range(first, last + 1))
+        return sorted(ports)
 
 
 class Allocation(Record):
@@ -78,12 +101,15 @@ class Server(Record):
     status_detail: str | None = None
     state_seq: int = -1
     created_at: float = Field(default_factory=time.time)
+    description: str = ""
+    suspended: bool = False  # stopped, and power is refused until unsuspended
 
 
 class Subuser(Record):
     server_id: str
     user_id: str
     permissions: list[str]
+    email: str | None = None  # copied at invite: other users' profiles are not readable (RLS)
 
 
 class Grant(Record):
@@ -97,14 +123,29 @@ class Grant(Record):
     password_hash: str | None = None  # scrypt; what the IoT Core custom authorizer verifies
 
 
+# The request being served (source IP, user agent), set by ``api.routing`` for its duration, so
+# every audit entry written while serving it carries them even where the caller did not pass them.
+REQUEST_ORIGIN: ContextVar[dict[str, str | None] | None] = ContextVar("stellar_request_origin", default=None)
+
+
 class AuditEntry(Record):
     id: str = Field(default_factory=new_id)
     ts: float = Field(default_factory=time.time)
     actor_id: str
     action: str
     server_id: str | None = None
+    target: str | None = None  # what was acted on beyond the server: "subuser:<uid>", "apikey:<prefix>"
     source_ip: str | None = None
-    details: dict[str, str] = Field(default_factory=dict)
+    user_agent: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)  # never secrets
+
+    def stamp_origin(self) -> AuditEntry:
+        """Fill source IP and user agent from the request being served (stores call it on write)."""
+        origin = REQUEST_ORIGIN.get()
+        if origin:
+            self.source_ip = self.source_ip or origin.get("source_ip")
+            self.user_agent = self.user_agent or origin.get("user_agent")
+        return self
 
 
 class Idempotency(Record):
@@ -190,6 +231,7 @@ class ApiKey(Record):
     key_hash: str
     name: str
     permissions: list[str] = Field(default_factory=list)
+    server_id: str | None = None  # None: every server the user can reach; else only this one
     created_at: float = Field(default_factory=time.time)
     expires_at: float | None = None
     revoked_at: float | None = None
@@ -197,12 +239,12 @@ class ApiKey(Record):
 
     @staticmethod
     def mint(user_id: str, name: str, expires_at: float | None = None,
-             permissions: list[str] | None = None) -> tuple[ApiKey, str]:
+             permissions: list[str] | None = None, server_id: str | None = None) -> tuple[ApiKey, str]:
         """A new key and its full token (``<prefix>_<secret>``), shown to the user once."""
         prefix = API_KEY_PREFIX + secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
         key = ApiKey(prefix=prefix, user_id=user_id, key_hash=hash_api_secret(secret), name=name,
-                     expires_at=expires_at, permissions=permissions or [])
+                     expires_at=expires_at, permissions=permissions or [], server_id=server_id)
         return key, f"{prefix}_{secret}"
 
     @staticmethod

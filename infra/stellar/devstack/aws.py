@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ class LocalAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
 
+        _serialize_moto()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -164,3 +166,25 @@ def ensure_user(res: Resources, email: str, password: str, admin: bool = False) 
         idp.admin_add_user_to_group(UserPoolId=res.user_pool_id, Username=email, GroupName="admins")
     attrs = idp.admin_get_user(UserPoolId=res.user_pool_id, Username=email)["UserAttributes"]
     return next(a["Value"] for a in attrs if a["Name"] == "sub")
+
+
+_MOTO_LOCK = threading.Lock()
+
+
+def _serialize_moto() -> None:
+    """One request at a time: moto's in-memory backends are not thread-safe, and concurrent
+    DynamoDB transactions in it can both pass their conditions (real DynamoDB serializes them).
+    Serializing restores the guarantee the store relies on for port allocation."""
+    from moto.moto_server import threaded_moto_server as tms
+
+    app_class = tms.DomainDispatcherApplication
+    if getattr(app_class, "_stellar_serialized", False):
+        return
+    original = app_class.__call__
+
+    def call(self: object, environ: dict, start_response: object) -> object:
+        with _MOTO_LOCK:
+            return list(original(self, environ, start_response))  # type: ignore[arg-type]
+
+    app_class.__call__ = call  # type: ignore[method-assign]
+    app_class._stellar_serialized = True  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: 
             429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable"}
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+API_CSP = "default-src 'none'; frame-ancestors 'none'"  # as chalicelib.api.routing.SECURITY_HEADERS
 
 
 def _status(code: int) -> str:
@@ -79,8 +80,12 @@ class FrontApp:
         out_headers = [(k, str(v)) for k, v in (resp.get("headers") or {}).items()]
         for k, values in (resp.get("multiValueHeaders") or {}).items():
             out_headers.extend((k, str(v)) for v in values)
-        out_headers.extend(SECURITY_HEADERS.items())
-        out_headers.append(("Cache-Control", "no-store"))
+        # The API sets its own security headers (chalicelib.api.routing, so they hold in Lambda too);
+        # these only fill in what a response from outside api_route (Chalice's own 404/405) lacks.
+        present = {k.lower() for k, _ in out_headers}
+        out_headers.extend((k, v) for k, v in {**SECURITY_HEADERS, "Cache-Control": "no-store",
+                                               "Content-Security-Policy": API_CSP}.items()
+                           if k.lower() not in present)
         start_response(_status(resp["statusCode"]), out_headers)
         return [payload]
 

@@ -52,6 +52,7 @@ class StackOptions:
     stop_timeout_s: float = 30.0
     grant_ttl_s: int = 900
     node_id: str = "local-1"  # tests give each stack its own, so stacks never touch each other's containers
+    liveness_interval_s: float = 1.0  # how often silent nodes are marked offline
     fresh: bool = True  # moto keeps nothing on disk, so agent state from an older run is stale
     store: str = "dynamodb"  # dynamodb | postgres
     # postgres: a DSN allowed to create databases and roles; the stack makes its own database
@@ -165,6 +166,7 @@ class DevStack:
             "STELLAR_GRANT_TTL_S": str(self.opts.grant_ttl_s),
             "STELLAR_AUTO_CONFIRM": "1",  # no mail server locally: sign-ups are confirmed at once
             "STELLAR_STORE": self.opts.store,
+            "STELLAR_BACKUP_BUCKET": res.backup_bucket,
         }
         if self.opts.store == "postgres":
             env["STELLAR_DATABASE_URL"] = self._postgres()
@@ -225,7 +227,7 @@ class DevStack:
             self.node_username = admin.ensure_node_identity(opts.node_id, secrets_["node"])
 
     def _start_bridge(self, broker_password: str) -> None:
-        from chalicelib.services import events, grants
+        from chalicelib.services import events, grants, nodes
 
         from .bridge import Ticker, event_bridge
 
@@ -235,6 +237,10 @@ class DevStack:
         ticker = Ticker(grants.sweep, interval=60)
         ticker.start()
         self._stops.append(ticker.stop)
+        # Nodes whose heartbeats stopped are written down as offline well within 10 s.
+        liveness = Ticker(nodes.sweep, interval=self.opts.liveness_interval_s)
+        liveness.start()
+        self._stops.append(liveness.stop)
 
     def _start_agent(self, secrets_: dict[str, str]) -> None:
         from stellar_agent.agent import Agent
