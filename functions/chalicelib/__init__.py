@@ -21,4 +21,4 @@ def reset_all() -> None:
     reset_store()
     cognito.reset()
     security.verifier.cache_clear()
-    blueprints.catalogue.cache_clear()
+    blueprints.bundled.cache_clear()

@@ -176,3 +176,21 @@ def test_agent_patches_config_files_before_each_start(tmp_path: Path) -> None:
         server.kill()
     finally:
         server.close()
+
+
+def test_saved_import_joins_the_catalogue_as_immutable_versions(stack, make_user, owner) -> None:
+    admin = make_user(admin=True)
+    text = egg("games-steamcmd/valheim/valheim_vanilla/egg-valheim.json").read_text()
+    preview = admin.post("/admin/blueprints/import", {"content": text})
+    bp_id = preview.json()["blueprint"]["id"]
+    assert "version" not in preview.json()
+    listed = {b["id"] for b in owner.get("/blueprints").json()}
+    first = admin.post("/admin/blueprints/import", {"content": text, "save": True})
+    assert first.status_code == 200, first.text
+    assert first.json()["version"] >= 1
+    again = admin.post("/admin/blueprints/import", {"content": text, "save": True}).json()
+    assert again["version"] == first.json()["version"] + 1  # a new version, never an overwrite
+    after = {b["id"]: b for b in owner.get("/blueprints").json()}
+    assert bp_id in after and set(after) >= listed
+    # Ordinary users cannot store blueprints, only see them.
+    assert owner.post("/admin/blueprints/import", {"content": text, "save": True}).status_code == 404

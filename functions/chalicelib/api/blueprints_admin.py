@@ -1,7 +1,7 @@
 """Admin blueprint tools: import a Pterodactyl/Pelican egg (or one of our blueprints).
 
-The answer is the converted blueprint and the importer's warnings; nothing is stored yet
-(persisting imported blueprints needs the store's blueprint records).
+The answer is the converted blueprint and the importer's warnings. With ``save`` the result is
+stored as the blueprint's next immutable version and offered for new servers at once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from stellar_protocol.blueprint import BlueprintError
 from stellar_protocol.eggs import import_text
 
 from ..errors import invalid
+from ..services.blueprints import save_import
 from .routing import Context, api_route
 
 bp = Blueprint(__name__)
@@ -28,6 +29,7 @@ class ImportBody(BaseModel):
 
     content: str = Field(min_length=1, max_length=MAX_IMPORT_CHARS)
     filename: str | None = Field(default=None, max_length=256)
+    save: bool = False
 
 
 @api_route(bp, "/admin/blueprints/import", "POST", admin=True, body=ImportBody,
@@ -38,8 +40,11 @@ def import_blueprint(ctx: Context) -> dict[str, Any]:
         result = import_text(body.content, body.filename or "upload")
     except BlueprintError as exc:
         raise invalid({"content": str(exc)}, str(exc)) from None
-    return {
+    out: dict[str, Any] = {
         "blueprint": result.blueprint.to_json(),
         "warnings": result.warnings,
         "source_format": result.source_format,
     }
+    if body.save:
+        out["version"] = save_import(result.blueprint, ctx.user.user_id)
+    return out

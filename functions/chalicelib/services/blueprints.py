@@ -1,17 +1,47 @@
-"""The blueprint catalogue as the control plane sees it (bundled files for now)."""
+"""The blueprint catalogue as the control plane sees it: the bundled files, overlaid by the
+blueprints admins imported (stored as immutable versions; the latest version of each wins)."""
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from stellar_protocol.blueprint import Blueprint, Variable, load_catalogue
 
 from ..config import settings
+from ..store import get_store
+from ..store.records import BlueprintVersion
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def catalogue() -> dict[str, Blueprint]:
+def bundled() -> dict[str, Blueprint]:
     return load_catalogue(settings().blueprints_dir)
+
+
+def catalogue() -> dict[str, Blueprint]:
+    """Bundled blueprints plus imported ones (one index query; imports take effect at once)."""
+    found = dict(bundled())
+    store = get_store().as_admin("blueprint catalogue")
+    cursor = None
+    while True:
+        page = store.list_blueprints(limit=100, cursor=cursor)
+        for version in page:
+            try:
+                found[version.blueprint_id] = Blueprint.model_validate(version.definition)
+            except ValueError:
+                log.error("stored blueprint %s v%s no longer validates", version.blueprint_id, version.number)
+        cursor = page.cursor
+        if not cursor:
+            return found
+
+
+def save_import(blueprint: Blueprint, admin_id: str) -> int:
+    """Store an imported blueprint as its next immutable version; returns the version number."""
+    version = BlueprintVersion(blueprint_id=blueprint.id, name=blueprint.name,
+                               definition=blueprint.model_dump(mode="json", by_alias=True), created_by=admin_id)
+    return get_store().as_admin("blueprint import", admin_id).create_blueprint_version(version).number
 
 
 def public_view(bp: Blueprint) -> dict[str, object]:
