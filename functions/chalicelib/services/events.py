@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 
 from stellar_protocol import topics
-from stellar_protocol.messages import NodeStatus, ProtocolError, StateMessage, decode
+from stellar_protocol.messages import BackupEvent, NodeStatus, ProtocolError, StateMessage, decode
 
 from ..store import NotFound, get_store
-from . import nodes
+from . import backups, nodes
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,11 @@ def ingest(topic: str, payload: bytes) -> bool:
             if store.get_server(msg.server_id).node_id != where.node_id:
                 raise ProtocolError(f"node {where.node_id} does not host server {msg.server_id}")
             return store.apply_state(msg.server_id, msg.state, msg.seq, msg.detail)
+        if where.kind == "backup" and where.server_id:
+            event = decode(BackupEvent, payload)
+            if get_store().as_admin("event ingestion").get_server(where.server_id).node_id != where.node_id:
+                raise ProtocolError(f"node {where.node_id} does not host server {where.server_id}")
+            return backups.ingest(where.server_id, event)  # completes the S3 upload, then retention
         if where.kind == "status":
             # Ordered by (session, offline, ts) and reconciled on a new session: see services.nodes.
             return nodes.record_status(where.node_id, decode(NodeStatus, payload))

@@ -14,12 +14,12 @@ from stellar_protocol import topics
 
 log = logging.getLogger(__name__)
 
-EVENT_FILTERS = (topics.ALL_SERVER_STATES, topics.ALL_NODE_STATUS)
+EVENT_FILTERS = (topics.ALL_SERVER_STATES, topics.ALL_NODE_STATUS, topics.ALL_SERVER_BACKUPS)
 
 
 def event_bridge(host: str, port: int, username: str, password: str,
                  handler: Callable[[str, bytes], object]) -> Subscriber:
-    """Agent state and node status → ``handler`` (the ingestion function)."""
+    """Agent state, node status and backup outcomes → ``handler`` (the ingestion function)."""
     return Subscriber(host, port, username, password, EVENT_FILTERS, lambda t, p: handler(t, p),
                       client_id_prefix="stellar-bridge")
 
