@@ -231,6 +231,8 @@ def remove_node_containers(node_id: str) -> None:
     try:
         for container in client.containers.list(all=True, filters={"label": f"stellar.node={node_id}"}):
             container.remove(force=True)
+        for network in client.networks.list(filters={"label": f"stellar.node={node_id}"}):
+            network.remove()  # each server's own network (runtime/network.py)
     finally:
         client.close()
 

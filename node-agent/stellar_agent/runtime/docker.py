@@ -22,6 +22,7 @@ from stellar_protocol.messages import ServerSpec
 
 from ..console import LineSplitter
 from .base import CONTAINER_HOME, SERVER_GID, SERVER_UID, Runtime, RuntimeError_, Sample
+from .network import Firewall, FirewallError, Networks
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,39 @@ class DockerRuntime(Runtime):
     name = "docker"
     isolated = True
 
-    def __init__(self, node_id: str, client: Any = None) -> None:
+    def __init__(self, node_id: str, client: Any = None, firewall: Firewall | None = None,
+                 require_firewall: bool = False) -> None:
         import docker
 
         self.node_id = node_id
         self.client = client or docker.from_env(timeout=120)
         self._handles: dict[str, _Handle] = {}
         self._lock = threading.Lock()
+        self.networks = Networks(self.client, node_id)
+        self.firewall = firewall or Firewall()
+        # Without root or iptables the per-server networks still apply, but the host and
+        # link-local addresses stay reachable: said loudly, or refused when required.
+        self.require_firewall = require_firewall
+        self.firewall_active = False
+        self._firewall_warned = False
+
+    # ---- isolation ----------------------------------------------------------------
+    def _isolate(self, server_id: str) -> str:
+        """The server's own network, with the node's firewall chains in place; returns its name."""
+        try:
+            self.firewall.ensure()
+            self.firewall_active = True
+        except FirewallError as exc:
+            if self.require_firewall:
+                raise RuntimeError_(f"tenant firewall unavailable: {exc}") from None
+            if not self._firewall_warned:
+                log.error("tenant firewall unavailable, containers can reach the host: %s", exc)
+                self._firewall_warned = True
+            self.firewall_active = False
+        try:
+            return self.networks.ensure(server_id)
+        except FirewallError as exc:
+            raise RuntimeError_(str(exc)) from None
 
     # ---- lookup -------------------------------------------------------------------
     def _get(self, server_id: str) -> _Handle:
@@ -161,6 +188,7 @@ class DockerRuntime(Runtime):
             hostname=spec.server_id[:63],
             labels={"stellar.server": spec.server_id, "stellar.node": self.node_id},
             ports=ports or None,
+            network=self._isolate(spec.server_id),
             **hardening(spec, server_dir),
         )
         with self._lock:
@@ -310,6 +338,9 @@ class DockerRuntime(Runtime):
         container = self._find(server_id)
         if container is not None:
             container.remove(force=True)
+        for stale in self.client.containers.list(all=True, filters={"label": [f"stellar.install={server_id}"]}):
+            stale.remove(force=True)
+        self.networks.remove(server_id)
 
     # ---- install ------------------------------------------------------------------
     def run_install(self, spec: ServerSpec, server_dir: Path, on_line: Callable[[str], None]) -> int:
@@ -352,7 +383,7 @@ class DockerRuntime(Runtime):
                     "stellar.server": spec.server_id,
                     "stellar.node": self.node_id,
                 },
-                network_mode="bridge",
+                network=self._isolate(spec.server_id),  # the server's own network, not docker0
                 **opts,
             )
             container.start()
