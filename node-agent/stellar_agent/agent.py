@@ -38,9 +38,11 @@ from stellar_protocol.messages import (
     NodeStatus,
     PowerCommand,
     ProtocolError,
+    ReinstallCommand,
     Reply,
     RestoreCommand,
     ServerSpec,
+    UpdateCommand,
     ViewerCommand,
     decode_command,
     encode,
@@ -316,10 +318,11 @@ class Agent:
                     server.save_spec()
             server.submit(lambda: server.install(cmd.spec), done)
             return
+        target = cmd.spec.server_id if isinstance(cmd, UpdateCommand) else cmd.server_id
         with self._servers_lock:
-            server = self.servers.get(cmd.server_id)
+            server = self.servers.get(target)
         if server is None:
-            self._ack(cmd.id, f"unknown server {cmd.server_id}")
+            self._ack(cmd.id, f"unknown server {target}")
             return
         if isinstance(cmd, (FileCommand, BackupCommand, RestoreCommand)):
             self._dispatch_files(cmd, server)
@@ -329,6 +332,10 @@ class Agent:
             server.submit(op[cmd.action], done)
         elif isinstance(cmd, ConsoleCommand):
             server.submit(lambda: server.send_command(cmd.line), done)
+        elif isinstance(cmd, UpdateCommand):  # queued: applies after any operation sent before it
+            server.submit(lambda: server.update(cmd.spec), done)
+        elif isinstance(cmd, ReinstallCommand):
+            server.submit(server.reinstall, done)
         elif isinstance(cmd, BacklogCommand):
             # Not queued: a viewer joining must not wait behind a 30 s stop.
             server.console.backlog()

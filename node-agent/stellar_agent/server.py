@@ -117,6 +117,9 @@ class Server:
         self._generation = 0
         self._closed = False
         self._done = self._compile_done(spec)
+        # How to stop what runs now: an update may change the spec's stop method while the old
+        # game still runs, and that game must be stopped its own way.
+        self._stop_spec = spec.stop
         self._viewed = viewed or (lambda: True)
         self._disk: tuple[int, float] | None = None  # (bytes, monotonic time measured)
         self._disk_stop_pending = False
@@ -280,6 +283,22 @@ class Server:
         self._say("Install finished")
         self._set_state("offline", "installed")
 
+    def update(self, spec: ServerSpec) -> None:
+        """Persist a new spec; it takes effect at the next start (a running server is not restarted)."""
+        if spec.server_id != self.id:
+            raise ServerError(f"spec is for {spec.server_id}, not {self.id}")
+        with self._lock:
+            self.spec = spec
+            self._done = self._compile_done(spec)
+            self.save_spec()
+        if self.state in ACTIVE:
+            self._say("Server settings changed; they apply at the next restart")
+
+    def reinstall(self) -> None:
+        """Stop if running (the game's own stop, then SIGKILL), then re-run the install script."""
+        self.stop(detail="stopped for reinstall")
+        self.install()
+
     def start(self) -> None:
         with self._lock:
             if self.state in ACTIVE:
@@ -289,6 +308,7 @@ class Server:
             if self.state == "install_failed":
                 raise ServerError("install failed; reinstall the server first")
             self._stop_requested = False
+            self._stop_spec = self.spec.stop
         self.dir.mkdir(parents=True, exist_ok=True)
         over = self.over_disk()
         if over is not None:  # as Wings: a server over its disk limit does not start
@@ -319,7 +339,7 @@ class Server:
             self._stop_requested = True
             self._exit_detail = detail
         self._set_state("stopping")
-        stop = self.spec.stop
+        stop = self._stop_spec
         try:
             if stop.type == "signal":
                 self.runtime.signal(self.id, stop.value)

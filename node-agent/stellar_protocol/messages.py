@@ -96,6 +96,21 @@ class InstallCommand(_CommandBase):
     spec: ServerSpec
 
 
+class UpdateCommand(_CommandBase):
+    """A new spec for an installed server (variables, image, ports, blueprint): persisted by the
+    agent and used from the next start; a running server keeps running (no restart forced)."""
+
+    type: Literal["server.update"] = "server.update"
+    spec: ServerSpec
+
+
+class ReinstallCommand(_CommandBase):
+    """Stop the server if it runs, re-run its install script, and leave it offline."""
+
+    type: Literal["server.reinstall"] = "server.reinstall"
+    server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
 class PowerCommand(_CommandBase):
     type: Literal["server.power"] = "server.power"
     server_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -195,7 +210,7 @@ class RestoreCommand(_CommandBase):
 
 Command = Annotated[
     Union[InstallCommand, PowerCommand, ConsoleCommand, BacklogCommand, DeleteCommand, ViewerCommand, FileCommand,
-          BackupCommand, RestoreCommand],
+          BackupCommand, RestoreCommand, UpdateCommand, ReinstallCommand],
     Field(discriminator="type"),
 ]
 _command_adapter: TypeAdapter[Any] = TypeAdapter(Command)

@@ -28,6 +28,8 @@ from stellar_protocol.messages import (
     Limits,
     PowerCommand,
     ProtocolError,
+    ReinstallCommand,
+    UpdateCommand,
     ViewerCommand,
     decode,
     decode_command,
@@ -48,7 +50,8 @@ def test_asyncapi_document_is_generated_from_the_models() -> None:
     assert set(doc["channels"]) == {row.kind for row in topics.CHANNELS}
     variants = {ref["$ref"].rsplit("/", 1)[1] for ref in doc["components"]["schemas"]["Command"]["oneOf"]}
     assert variants == {"InstallCommand", "PowerCommand", "ConsoleCommand", "BacklogCommand", "DeleteCommand",
-                        "ViewerCommand", "FileCommand", "BackupCommand", "RestoreCommand"}
+                        "ViewerCommand", "FileCommand", "BackupCommand", "RestoreCommand", "UpdateCommand",
+                        "ReinstallCommand"}
     for row in topics.CHANNELS:  # every address in the doc is the one the code builds
         concrete = row.address.replace("{nodeId}", "n1").replace("{serverId}", "s1")
         assert topics.parse(concrete).kind == row.kind
@@ -67,6 +70,8 @@ def test_control_plane_commands_match_the_document() -> None:
         BacklogCommand(server_id="srv-1"),
         DeleteCommand(server_id="srv-1"),
         ViewerCommand(server_id="srv-1", until=time.time() + 900, trace_id="Root=1-abc"),
+        UpdateCommand(spec=spec),
+        ReinstallCommand(server_id="srv-1"),
     ]
     topic = topics.node_commands("n1")
     for cmd in built:

@@ -1,4 +1,5 @@
-"""Server routes: list, create, read, power, console input, console grant, settings, suspend, delete."""
+"""Server routes: list, create, read, power, console input, console grant, settings, suspend, delete,
+reinstall, startup variables, image, blueprint switch and allocations."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from stellar_protocol.messages import BacklogCommand
 from ..errors import invalid, json_response, not_found
 from ..services import grants
 from ..services import servers as service
-from ..services.servers import CommandBody, CreateServer, PowerBody, SettingsBody
+from ..services.servers import (
+    AddAllocationBody,
+    CommandBody,
+    CreateServer,
+    ImageBody,
+    PowerBody,
+    SettingsBody,
+    StartupBody,
+    SwitchBlueprintBody,
+)
 from ..store import BadCursor, NotFound, for_principal, paging
 from .routing import Context, api_route
 
@@ -106,6 +116,64 @@ def delete_server(ctx: Context, server_id: str) -> dict[str, Any]:
 def settings(ctx: Context, server_id: str) -> dict[str, Any]:
     assert ctx.server is not None
     return service.view(service.update_settings(ctx.user, ctx.server, ctx.body, ctx.source_ip))
+
+
+@api_route(bp, "/servers/{server_id}/reinstall", "POST", permission="settings.reinstall", status=202,
+           summary="Reinstall: the node stops the server if it runs, re-runs the install script, leaves it offline")
+def reinstall(ctx: Context, server_id: str) -> dict[str, Any]:
+    assert ctx.server is not None
+    return {"command_id": service.reinstall(ctx.user, ctx.server, ctx.source_ip)}
+
+
+@api_route(bp, "/servers/{server_id}/startup", "GET", permission="startup.read",
+           summary="Startup: the blueprint, image choices and the visible variables with values and rules")
+def get_startup(ctx: Context, server_id: str) -> dict[str, Any]:
+    assert ctx.server is not None
+    return service.startup_view(ctx.server)
+
+
+@api_route(bp, "/servers/{server_id}/startup", "PATCH", body=StartupBody, permission="startup.update",
+           summary="Change startup variables (checked by the blueprint's rules; applied at the next start)")
+def update_startup(ctx: Context, server_id: str) -> dict[str, Any]:
+    assert ctx.server is not None
+    return service.startup_view(service.update_startup(ctx.user, ctx.server, ctx.body, ctx.source_ip))
+
+
+@api_route(bp, "/servers/{server_id}/image", "PATCH", body=ImageBody, permission="startup.docker-image",
+           summary="Choose another of the blueprint's images (applied at the next start)")
+def set_image(ctx: Context, server_id: str) -> dict[str, Any]:
+    assert ctx.server is not None
+    return service.view(service.set_image(ctx.user, ctx.server, ctx.body, ctx.source_ip))
+
+
+@api_route(bp, "/servers/{server_id}/blueprint", "POST", body=SwitchBlueprintBody, permission="startup.blueprint",
+           status=202, summary="Switch to another blueprint, keeping the server, its ports and files; reinstalls")
+def switch_blueprint(ctx: Context, server_id: str) -> dict[str, Any]:
+    assert ctx.server is not None
+    return service.view(service.switch_blueprint(ctx.user, ctx.server, ctx.body, ctx.source_ip))
+
+
+@api_route(bp, "/servers/{server_id}/allocations", "GET", permission="allocation.read",
+           summary="The server's ports; the first is the primary")
+def list_allocations(ctx: Context, server_id: str) -> list[dict[str, Any]]:
+    assert ctx.server is not None
+    return service.allocations_view(ctx.server)
+
+
+@api_route(bp, "/servers/{server_id}/allocations", "POST", body=AddAllocationBody, permission="allocation.create",
+           status=201, summary="Add a free port of the server's node (a given one, or any)")
+def add_allocation(ctx: Context, server_id: str) -> list[dict[str, Any]]:
+    assert ctx.server is not None
+    return service.allocations_view(service.add_allocation(ctx.user, ctx.server, ctx.body, ctx.source_ip))
+
+
+@api_route(bp, "/servers/{server_id}/allocations/{port}", "DELETE", permission="allocation.delete",
+           summary="Remove a port that is not the primary one")
+def remove_allocation(ctx: Context, server_id: str, port: str) -> list[dict[str, Any]]:
+    assert ctx.server is not None
+    if not port.isdigit():
+        raise not_found("allocation")
+    return service.allocations_view(service.remove_allocation(ctx.user, ctx.server, int(port), ctx.source_ip))
 
 
 class SuspendBody(BaseModel):

@@ -1,9 +1,13 @@
-"""Server use cases: create (placement, ports, install), power, console input, delete."""
+"""Server use cases: create (placement, ports, install), power, console input, delete, and the
+lifecycle operations that change what the node runs (startup variables, image, blueprint, ports,
+reinstall). Those store the change first, then send the node the whole new spec (``server.update``):
+the agent keeps it for the next start, so a running game is never restarted behind the user's back."""
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,11 +20,14 @@ from stellar_protocol.messages import (
     Port,
     PowerAction,
     PowerCommand,
+    ReinstallCommand,
+    ServerSpec,
+    UpdateCommand,
 )
 
 from ..auth.jwt import Principal
 from ..broker.publisher import BrokerUnavailable
-from ..errors import ApiError, invalid
+from ..errors import ApiError, invalid, not_found
 from ..store import Conflict, NotFound, for_principal, get_store
 from ..store.records import Allocation, AuditEntry, Node, Server, new_id
 from . import messaging, nodes
@@ -29,6 +36,7 @@ from .blueprints import catalogue
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 PLACEMENT_RETRIES = 5
+ALLOCATION_RETRIES = 10  # every state event bumps the server's version too
 
 
 class CreateServer(BaseModel):
@@ -160,7 +168,7 @@ def create(principal: Principal, body: CreateServer, source_ip: str | None) -> S
             continue  # another create took one of these ports: place again
     else:
         raise ApiError(409, "conflict", "could not reserve ports for the server, try again")
-    spec = bp.to_spec(server_id, variables, limits=limits, ports=ports, image=server.image)
+    spec = server_spec(server, bp)
     try:
         messaging.send_command(node.id, InstallCommand(spec=spec))
     except BrokerUnavailable as exc:
@@ -286,3 +294,224 @@ def send(server: Server, command: object) -> str:
         return messaging.send_command(server.node_id, command)
     except BrokerUnavailable:
         raise ApiError(503, "node_unreachable", "the server's node cannot be reached right now") from None
+
+
+# ---- lifecycle operations (issue 7) ---------------------------------------------------------
+
+
+class StartupBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, str] = Field(min_length=1, max_length=128)
+
+
+class ImageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=256, description="a display name or reference of the blueprint")
+
+
+class SwitchBlueprintBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    blueprint_id: str = Field(min_length=1, max_length=64)
+    variables: dict[str, str] = Field(default_factory=dict)
+    image: str | None = Field(default=None, max_length=256)
+
+
+class AddAllocationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    port: int | None = Field(default=None, ge=1, le=65535, description="a free port of the node; any if absent")
+
+
+def blueprint_of(server: Server) -> Blueprint:
+    bp = catalogue().get(server.blueprint_id)
+    if bp is None:
+        raise ApiError(409, "blueprint_gone", f"blueprint {server.blueprint_id} is no longer in the catalogue")
+    return bp
+
+
+def server_spec(server: Server, bp: Blueprint) -> ServerSpec:
+    """What the node runs, rebuilt from the stored server; non-editable variables keep their defaults."""
+    editable = {v.env for v in bp.variables if v.user_editable}
+    limits = Limits(memory_mb=server.memory_mb, cpu_percent=server.cpu_percent, disk_mb=server.disk_mb,
+                    pids=bp.limits.pids)
+    return bp.to_spec(server.id, {k: v for k, v in server.variables.items() if k in editable}, limits=limits,
+                      ports=server.ports, image=server.image)
+
+
+def _push_spec(server: Server, bp: Blueprint) -> None:
+    """The stored change is the truth; a broker outage is logged (the node keeps its old spec)."""
+    try:
+        messaging.send_command(server.node_id, UpdateCommand(spec=server_spec(server, bp)))
+    except BrokerUnavailable as exc:
+        log.error("spec update of %s not sent: %s", server.id, exc)
+
+
+def _image_ref(bp: Blueprint, choice: str | None) -> str:
+    if choice is None:
+        return bp.default_image
+    if choice in bp.images:
+        return bp.images[choice]
+    if choice in bp.images.values():
+        return choice
+    raise invalid({"image": f"choose one of {', '.join(bp.images)}"})
+
+
+def startup_view(server: Server) -> dict[str, Any]:
+    """Variables users may see, with the server's values and the rules the API enforces."""
+    bp = blueprint_of(server)
+    return {
+        "blueprint_id": bp.id, "image": server.image, "images": dict(bp.images), "startup": bp.startup,
+        "variables": [
+            {"name": v.name, "description": v.description, "env": v.env, "default": v.default,
+             "value": server.variables.get(v.env, v.default), "editable": v.user_editable,
+             "max_length": v.max_length, "rules": v.rules.model_dump(mode="json", by_alias=True, exclude_defaults=True)}
+            for v in bp.variables if v.user_viewable
+        ],
+    }
+
+
+def update_startup(principal: Principal, server: Server, body: StartupBody, source_ip: str | None) -> Server:
+    bp = blueprint_of(server)
+    by_env = {v.env: v for v in bp.variables if v.user_viewable}
+    errors: dict[str, str] = {}
+    for env, value in body.variables.items():
+        var = by_env.get(env)
+        if var is None:
+            errors[f"variables.{env}"] = f"{env}: not a variable of blueprint {bp.id}"
+        elif not var.user_editable:
+            errors[f"variables.{env}"] = f"{env}: not editable"
+        else:
+            try:
+                var.check(value)
+            except BlueprintError as exc:
+                errors[f"variables.{env}"] = str(exc)
+    if errors:
+        raise invalid(errors, "some variables are not valid")
+
+    def change(s: Server) -> None:
+        if s.blueprint_id != bp.id:  # switched meanwhile: these values were checked against the old one
+            raise ApiError(409, "conflict", "the server's blueprint changed; reload and try again")
+        s.variables = {**s.variables, **body.variables}
+
+    server = _modify(principal, server, change, "server.startup", source_ip,
+                     {"variables": ",".join(sorted(body.variables))})  # names only: values may be secrets
+    _push_spec(server, bp)
+    return server
+
+
+def set_image(principal: Principal, server: Server, body: ImageBody, source_ip: str | None) -> Server:
+    bp = blueprint_of(server)
+    ref = _image_ref(bp, body.image)
+
+    def change(s: Server) -> None:
+        if s.blueprint_id != bp.id:
+            raise ApiError(409, "conflict", "the server's blueprint changed; reload and try again")
+        s.image = ref
+
+    server = _modify(principal, server, change, "server.image", source_ip, {"image": ref})
+    _push_spec(server, bp)
+    return server
+
+
+def reinstall(principal: Principal, server: Server, source_ip: str | None) -> str:
+    """The agent stops the server if it runs, re-runs the install script and leaves it offline."""
+    if server.suspended:
+        raise ApiError(409, "suspended", "the server is suspended")
+    command_id = send(server, ReinstallCommand(server_id=server.id))
+    for_principal(principal.user_id, principal.is_admin).add_audit(
+        AuditEntry(actor_id=principal.user_id, action="server.reinstall", server_id=server.id, source_ip=source_ip))
+    return command_id
+
+
+def switch_blueprint(principal: Principal, server: Server, body: SwitchBlueprintBody,
+                     source_ip: str | None) -> Server:
+    """Same id, ports, limits and files; new blueprint, variables and image; then a reinstall."""
+    if server.suspended:
+        raise ApiError(409, "suspended", "the server is suspended")
+    bp = catalogue().get(body.blueprint_id)
+    if bp is None:
+        raise invalid({"blueprint_id": "unknown blueprint"})
+    variables = _check_variables(bp, body.variables)
+    ref = _image_ref(bp, body.image)
+    if bp.ports > len(server.ports):
+        raise invalid({"blueprint_id": f"{bp.id} needs {bp.ports} ports and the server has {len(server.ports)}; "
+                                       "add allocations first"})
+    previous = server.blueprint_id
+
+    def change(s: Server) -> None:
+        s.blueprint_id, s.variables, s.image = bp.id, variables, ref
+
+    server = _modify(principal, server, change, "server.blueprint", source_ip, {"from": previous, "to": bp.id})
+    # One publisher, one topic, QoS 1: the node gets them in this order and queues both on the server.
+    send(server, UpdateCommand(spec=server_spec(server, bp)))
+    send(server, ReinstallCommand(server_id=server.id))
+    return server
+
+
+def allocations_view(server: Server) -> list[dict[str, Any]]:
+    return [{**p.model_dump(), "primary": i == 0} for i, p in enumerate(server.ports)]
+
+
+def add_allocation(principal: Principal, server: Server, body: AddAllocationBody, source_ip: str | None) -> Server:
+    """A free port of the server's node; claimed by a conditional create, so never given twice."""
+    bp = blueprint_of(server)
+    try:
+        node = get_store().as_admin("allocation").get_node(server.node_id)
+    except NotFound:
+        raise ApiError(409, "node_gone", "the server's node no longer exists") from None
+    if body.port is not None and body.port not in node.port_pool():
+        raise invalid({"port": "not in the node's port ranges"})
+    store = for_principal(principal.user_id, principal.is_admin)
+    for _attempt in range(ALLOCATION_RETRIES):
+        if len(server.ports) >= 64:
+            raise ApiError(409, "too_many", "a server holds at most 64 ports")
+        free = _free_ports(node)
+        if body.port is not None and body.port not in free:
+            raise ApiError(409, "port_taken", f"port {body.port} is already allocated")
+        if not free:
+            raise ApiError(409, "no_ports", "the server's node has no free ports")
+        # a random free port: concurrent adds rarely pick the same one, so rarely retry
+        port = body.port if body.port is not None else secrets.choice(free)
+        alloc = Allocation(node_id=node.id, ip=node.address, port=port, server_id=server.id)
+        server.ports = [*server.ports, Port(ip=node.address, port=port)]
+        audit = AuditEntry(actor_id=principal.user_id, action="server.allocation.create", server_id=server.id,
+                           source_ip=source_ip, details={"port": str(port)})
+        try:
+            store.change_allocations(server, [alloc], [], audit)
+            break
+        except Conflict:  # the port went to someone else, or the server changed: re-read and retry
+            server = store.get_server(server.id)
+    else:
+        raise ApiError(409, "conflict", "could not reserve a port, try again")
+    _push_spec(server, bp)
+    return server
+
+
+def remove_allocation(principal: Principal, server: Server, port: int, source_ip: str | None) -> Server:
+    """Frees a non-primary port; refused when the blueprint needs the ports that would remain."""
+    bp = blueprint_of(server)
+    store = for_principal(principal.user_id, principal.is_admin)
+    for _attempt in range(PLACEMENT_RETRIES):
+        held = [p for p in server.ports if p.port == port]
+        if not held:
+            raise not_found("allocation")
+        if server.ports[0].port == port:
+            raise ApiError(409, "primary", "the primary port cannot be removed")
+        if len(server.ports) - 1 < bp.ports:
+            raise ApiError(409, "needed", f"blueprint {bp.id} needs {bp.ports} ports")
+        server.ports = [p for p in server.ports if p.port != port]
+        alloc = Allocation(node_id=server.node_id, ip=held[0].ip, port=port, server_id=server.id)
+        audit = AuditEntry(actor_id=principal.user_id, action="server.allocation.delete", server_id=server.id,
+                           source_ip=source_ip, details={"port": str(port)})
+        try:
+            store.change_allocations(server, [], [alloc], audit)
+            break
+        except Conflict:
+            server = store.get_server(server.id)
+    else:
+        raise ApiError(409, "conflict", "the server kept changing; try again")
+    _push_spec(server, bp)
+    return server

@@ -17,7 +17,7 @@ from ..auth import cognito
 from ..config import settings
 from ..errors import ApiError, invalid, not_found
 from ..store import Conflict, NotFound, Store, get_store
-from ..store.records import AuditEntry, User
+from ..store.records import AuditEntry, Server, User
 
 ADMINS_GROUP = "admins"
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
@@ -151,12 +151,26 @@ def delete(actor: str, user_id: str, body: DeleteUser) -> None:
             raise invalid({"transfer_to": "choose another user"})
         target = get(actor, str(body.transfer_to))
         for server in owned:
-            server.owner_id = target.id
-            store.update_server(server)
+            _transfer(store, server, target.id)
             _audit(actor, "server.transfer", target.id, server.id)
     cognito._call("admin_delete_user", UserPoolId=_pool(), Username=user.email)
     store.delete_user(user_id)
     _audit(actor, "user.delete", user_id)
+
+
+def _transfer(store: Store, server: Server, owner_id: str) -> None:
+    """Compare-and-set the owner; agent state events bump the server's version, so re-read and retry."""
+    for _ in range(8):
+        server.owner_id = owner_id
+        try:
+            store.update_server(server)
+            return
+        except Conflict:
+            try:
+                server = store.get_server(server.id)
+            except NotFound:
+                return  # deleted meanwhile: nothing left to transfer
+    raise ApiError(409, "conflict", f"server {server.id} kept changing; try again")
 
 
 def _audit(actor: str, action: str, subject: str, server_id: str | None = None) -> None:

@@ -410,6 +410,30 @@ class DynamoStore:
         for alloc in allocations:
             alloc.version = 1
 
+    def change_allocations(self, server: Server, add: list[Allocation], remove: list[Allocation],
+                           audit: AuditEntry) -> None:
+        """The server (compare-and-set on its version), ports claimed (condition: absent, so a port
+        is never given twice) or freed (only if this server holds them) and the audit entry, at once."""
+        try:
+            with self._transact() as tx:
+                tx.save(self._server_item(server))
+                for alloc in add:
+                    key = self._alloc_key(alloc.ip, alloc.port)
+                    tx.save(self._item("allocation", f"NODE#{alloc.node_id}", key, alloc,
+                                       gsi1pk=f"SERVER#{alloc.server_id}", gsi1sk=key),
+                            condition=_Item.pk.does_not_exist())
+                for alloc in remove:
+                    tx.delete(_Item(f"NODE#{alloc.node_id}", self._alloc_key(alloc.ip, alloc.port)),
+                              condition=_Item.gsi1pk == f"SERVER#{server.id}", add_version_condition=False)
+                tx.save(self._audit_item(audit), condition=_Item.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if _is_condition_failure(exc):
+                raise Conflict("the server changed, or a port is taken or no longer this server's") from None
+            raise
+        server.version += 1
+        for alloc in add:
+            alloc.version = 1
+
     def get_server(self, server_id: str) -> Server:
         server = self._get(Server, f"SERVER#{server_id}", "META")
         actor = self.actor

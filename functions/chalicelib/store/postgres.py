@@ -282,6 +282,23 @@ class PostgresStore:
                           {"server_id": alloc.server_id}, alloc)
             self._insert_audit(cur, audit)
 
+    def change_allocations(self, server: Server, add: list[Allocation], remove: list[Allocation],
+                           audit: AuditEntry) -> None:
+        """The server (compare-and-set), ports claimed (the primary key refuses a taken one) or freed
+        (only if this server holds them) and the audit entry, in one transaction."""
+        with self._tx() as cur:
+            self._put(cur, "servers", {"id": server.id}, self._server_cols(server), server)
+            for alloc in add:
+                alloc.version = 0
+                self._put(cur, "allocations", {"node_id": alloc.node_id, "ip": alloc.ip, "port": alloc.port},
+                          {"server_id": alloc.server_id}, alloc)
+            for alloc in remove:
+                cur.execute("delete from allocations where node_id = %s and ip = %s and port = %s"
+                            " and server_id = %s", [alloc.node_id, alloc.ip, alloc.port, server.id])
+                if cur.rowcount != 1:
+                    raise Conflict(f"port {alloc.port} is not held by server {server.id}")
+            self._insert_audit(cur, audit)
+
     def get_server(self, server_id: str) -> Server:
         return self._one(Server, "select version, data from servers where id = %s", [server_id])
 
