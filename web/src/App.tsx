@@ -14,6 +14,8 @@ import { Button, Spinner } from "./components/ui";
 
 // The server page carries xterm and mqtt.js: load it on demand.
 const ServerPage = lazy(() => import("./pages/ServerPage").then((m) => ({ default: m.ServerPage })));
+// The admin area: only admins open it.
+const AdminPage = lazy(() => import("./pages/admin/AdminPage").then((m) => ({ default: m.AdminPage })));
 // The account page carries the QR code encoder.
 const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
 
@@ -64,7 +66,12 @@ export function App() {
         )}
         {route.name === "server" && (
           <Suspense fallback={<Spinner label="Loading" />}>
-            <ServerPage id={route.id} />
+            <ServerPage id={route.id} tab={route.tab} />
+          </Suspense>
+        )}
+        {route.name === "admin" && (
+          <Suspense fallback={<Spinner label="Loading" />}>
+            <AdminPage section={route.section} />
           </Suspense>
         )}
         {route.name === "not-found" && (
@@ -104,6 +111,16 @@ function Header({ route }: { route: string }) {
                 </span>
               )}
             </span>
+          )}
+          {me.data?.admin && (
+            <a
+              href={href(paths.admin("nodes"))}
+              data-testid="admin-link"
+              aria-current={route === "admin" ? "page" : undefined}
+              className="shrink-0 rounded-md px-3 py-2 text-sm font-medium text-zinc-300 hover:bg-zinc-800 hover:text-white focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-400 aria-[current=page]:bg-zinc-800 aria-[current=page]:text-white"
+            >
+              Admin
+            </a>
           )}
           <a
             href={href(paths.account)}

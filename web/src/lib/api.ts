@@ -1,6 +1,18 @@
 import { clearTokens, getTokens, setTokens, updateTokens } from "./auth";
 import type {
+  ActivityEntry,
+  AdminLocation,
+  AdminNode,
+  AdminUser,
   Blueprint,
+  BlueprintImport,
+  DirectoryPage,
+  Enrollment,
+  FileContent,
+  MyPermissions,
+  NodeInput,
+  PermissionCatalogue,
+  Subuser,
   ConsoleGrant,
   Location,
   LoginAnswer,
@@ -113,10 +125,29 @@ export function refreshSession(staleAccessToken?: string): Promise<boolean> {
 }
 
 async function request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+  return parseBody<T>(await requestResponse(method, path, body, auth));
+}
+
+/** One page of a list: its items and the cursor of the next page (X-Next-Cursor), if any. */
+export interface PageOf<T> {
+  items: T[];
+  next: string | null;
+}
+
+async function requestPage<T>(path: string, limit: number, cursor?: string | null): Promise<PageOf<T>> {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (cursor) q.set("cursor", cursor);
+  const sep = path.includes("?") ? "&" : "?";
+  const res = await requestResponse("GET", `${path}${sep}${q.toString()}`);
+  const items = await parseBody<T[]>(res);
+  return { items: items ?? [], next: res.headers.get("X-Next-Cursor") };
+}
+
+async function requestResponse(method: string, path: string, body?: unknown, auth = true): Promise<Response> {
   if (!auth) {
     const res = await send(method, path, body, null);
     if (!res.ok) throw await parseError(res);
-    return parseBody<T>(res);
+    return res;
   }
   let tokens = getTokens();
   // Expired while the tab slept (timers don't fire then): refresh before sending.
@@ -137,8 +168,10 @@ async function request<T>(method: string, path: string, body?: unknown, auth = t
     if (res.status === 401) clearTokens(SESSION_ENDED);
     throw err;
   }
-  return parseBody<T>(res);
+  return res;
 }
+
+const srv = (id: string) => `/servers/${encodeURIComponent(id)}`;
 
 export const api = {
   /** Stores the tokens, or returns the two-factor challenge to answer with a code. */
@@ -194,6 +227,59 @@ export const api = {
   consoleBacklog: (id: string) =>
     request<unknown>("POST", `/servers/${encodeURIComponent(id)}/console/backlog`),
   deleteServer: (id: string) => request<unknown>("DELETE", `/servers/${encodeURIComponent(id)}`),
+
+  // ---- permissions, subusers, activity ----
+  myPermissions: (id: string) => request<MyPermissions>("GET", `${srv(id)}/permissions`),
+  permissionCatalogue: () => request<PermissionCatalogue>("GET", "/permissions"),
+  subusers: (id: string) => request<Subuser[]>("GET", `${srv(id)}/subusers`),
+  inviteSubuser: (id: string, email: string, permissions: string[]) =>
+    request<Subuser>("POST", `${srv(id)}/subusers`, { email, permissions }),
+  updateSubuser: (id: string, userId: string, permissions: string[]) =>
+    request<Subuser>("PATCH", `${srv(id)}/subusers/${encodeURIComponent(userId)}`, { permissions }),
+  removeSubuser: (id: string, userId: string) =>
+    request<unknown>("DELETE", `${srv(id)}/subusers/${encodeURIComponent(userId)}`),
+  activity: (id: string, cursor?: string | null) =>
+    requestPage<ActivityEntry>(`${srv(id)}/activity`, 25, cursor),
+
+  // ---- files ----
+  listFiles: (id: string, path: string, after?: string | null) => {
+    const q = new URLSearchParams({ path, limit: "200" });
+    if (after) q.set("after", after);
+    return request<DirectoryPage>("GET", `${srv(id)}/files/list?${q.toString()}`);
+  },
+  readFile: (id: string, path: string) =>
+    request<FileContent>("POST", `${srv(id)}/files/contents`, { path }),
+  writeFile: (id: string, path: string, content: string) =>
+    request<{ path: string; size: number }>("POST", `${srv(id)}/files/write`, { path, content }),
+  writeFileB64: (id: string, path: string, content_b64: string) =>
+    request<{ path: string; size: number }>("POST", `${srv(id)}/files/write`, { path, content_b64 }),
+  createDirectory: (id: string, path: string) =>
+    request<{ path: string }>("POST", `${srv(id)}/files/create-directory`, { path }),
+  renameFile: (id: string, path: string, target: string) =>
+    request<{ path: string }>("POST", `${srv(id)}/files/rename`, { path, target }),
+  deleteFiles: (id: string, paths: string[]) =>
+    request<{ deleted: string[] }>("POST", `${srv(id)}/files/delete`, { paths }),
+  downloadFile: (id: string, path: string) =>
+    request<{ url: string; size: number }>("POST", `${srv(id)}/files/download`, { path }),
+  uploadUrl: (id: string) =>
+    request<{ key: string; url: string; expires_in: number }>("POST", `${srv(id)}/files/upload`),
+  pullUpload: (id: string, key: string, path: string) =>
+    request<{ path: string; size: number }>("POST", `${srv(id)}/files/pull`, { key, path }),
+
+  // ---- admin ----
+  adminLocations: () => request<AdminLocation[]>("GET", "/admin/locations"),
+  createLocation: (input: { id?: string; name: string }) =>
+    request<AdminLocation>("POST", "/admin/locations", input),
+  adminNodes: () => request<AdminNode[]>("GET", "/admin/nodes"),
+  createNode: (input: NodeInput) => request<AdminNode>("POST", "/admin/nodes", input),
+  nodeEnrollment: (nodeId: string) =>
+    request<Enrollment>("POST", `/admin/nodes/${encodeURIComponent(nodeId)}/enrollment`),
+  adminUser: (userId: string) => request<AdminUser>("GET", `/admin/users/${encodeURIComponent(userId)}`),
+  createUser: (input: { email: string; password?: string; admin: boolean }) =>
+    request<AdminUser>("POST", "/admin/users", input),
+  importBlueprint: (content: string, filename?: string, save = false) =>
+    request<BlueprintImport>("POST", "/admin/blueprints/import", { content, filename, save }),
+  adminActivity: (cursor?: string | null) => requestPage<ActivityEntry>("/admin/activity", 25, cursor),
 };
 
 export function errorMessage(err: unknown): string {

@@ -7,7 +7,26 @@ export const qk = {
   server: (id: string) => ["servers", id] as const,
   blueprints: ["blueprints"] as const,
   locations: ["locations"] as const,
+  permissions: (id: string) => ["servers", id, "permissions"] as const,
+  catalogue: ["permission-catalogue"] as const,
+  subusers: (id: string) => ["servers", id, "subusers"] as const,
+  activity: (id: string) => ["servers", id, "activity"] as const,
+  files: (id: string, path: string) => ["servers", id, "files", path] as const,
+  adminNodes: ["admin", "nodes"] as const,
+  adminLocations: ["admin", "locations"] as const,
+  adminActivity: ["admin", "activity"] as const,
 };
+
+/** The caller's nodes on a server; `can(node)` answers whether to show what needs it. */
+export function useMyPermissions(id: string) {
+  const q = useQuery({ queryKey: qk.permissions(id), queryFn: () => api.myPermissions(id), staleTime: 30_000 });
+  const held = new Set(q.data?.permissions ?? []);
+  return { ...q, can: (node: string) => held.has(node) };
+}
+
+export function usePermissionCatalogue() {
+  return useQuery({ queryKey: qk.catalogue, queryFn: api.permissionCatalogue, staleTime: Infinity });
+}
 
 export function useMe() {
   return useQuery({ queryKey: qk.me, queryFn: api.me, staleTime: 5 * 60_000 });

@@ -8,8 +8,14 @@ export type Route =
   | { name: "account" }
   | { name: "servers" }
   | { name: "new-server" }
-  | { name: "server"; id: string }
+  | { name: "server"; id: string; tab: ServerTab }
+  | { name: "admin"; section: AdminSection }
   | { name: "not-found"; path: string };
+
+export const SERVER_TABS = ["console", "files", "subusers", "activity"] as const;
+export type ServerTab = (typeof SERVER_TABS)[number];
+export const ADMIN_SECTIONS = ["nodes", "locations", "users", "blueprints", "activity"] as const;
+export type AdminSection = (typeof ADMIN_SECTIONS)[number];
 
 function currentPath(): string {
   const h = window.location.hash.replace(/^#/, "");
@@ -25,8 +31,16 @@ export function parseRoute(path: string): Route {
   if (clean === "/password/reset") return { name: "reset" };
   if (clean === "/account") return { name: "account" };
   if (clean === "/servers/new") return { name: "new-server" };
-  const m = /^\/servers\/([^/]+)\/?$/.exec(clean);
-  if (m && m[1]) return { name: "server", id: decodeURIComponent(m[1]) };
+  const m = /^\/servers\/([^/]+)(?:\/([a-z]+))?\/?$/.exec(clean);
+  if (m && m[1]) {
+    const tab = (m[2] ?? "console") as ServerTab;
+    if (SERVER_TABS.includes(tab)) return { name: "server", id: decodeURIComponent(m[1]), tab };
+  }
+  const a = /^\/admin(?:\/([a-z]+))?\/?$/.exec(clean);
+  if (a) {
+    const section = (a[1] ?? "nodes") as AdminSection;
+    if (ADMIN_SECTIONS.includes(section)) return { name: "admin", section };
+  }
   return { name: "not-found", path: clean };
 }
 
@@ -54,6 +68,9 @@ export const paths = {
   servers: "/",
   newServer: "/servers/new",
   server: (id: string) => `/servers/${encodeURIComponent(id)}`,
+  serverTab: (id: string, tab: ServerTab) =>
+    tab === "console" ? `/servers/${encodeURIComponent(id)}` : `/servers/${encodeURIComponent(id)}/${tab}`,
+  admin: (section: AdminSection) => `/admin/${section}`,
   login: "/login",
   signup: "/signup",
   forgot: "/password/forgot",

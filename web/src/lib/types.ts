@@ -119,3 +119,117 @@ export interface StatsMessage {
   tx_bytes: number;
   uptime_s: number;
 }
+
+export interface MyPermissions {
+  owner: boolean;
+  admin: boolean;
+  permissions: string[];
+}
+
+export interface PermissionNode {
+  key: string;
+  description: string;
+  danger: boolean;
+}
+
+export interface PermissionCatalogue {
+  groups: { group: string; permissions: PermissionNode[] }[];
+}
+
+export interface Subuser {
+  user_id: string;
+  email: string;
+  permissions: string[];
+}
+
+export interface ActivityEntry {
+  id: string;
+  ts: number | string;
+  actor_id: string;
+  action: string;
+  server_id: string | null;
+  target: string | null;
+  source_ip: string | null;
+  user_agent: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface FileEntry {
+  name: string;
+  type: "file" | "directory" | "symlink" | "other" | string;
+  size: number;
+  mode: string;
+  modified: number;
+}
+
+export interface DirectoryPage {
+  path: string;
+  entries: FileEntry[];
+  total: number;
+  next: string | null;
+}
+
+export interface FileContent {
+  path: string;
+  size: number;
+  content_b64: string;
+}
+
+export interface AdminLocation {
+  id: string;
+  name: string;
+  nodes?: number;
+}
+
+export interface AdminNode {
+  id: string;
+  name: string;
+  location_id: string;
+  address: string;
+  addresses: string[];
+  memory_mb: number;
+  disk_mb: number;
+  cpu_percent: number | null;
+  overallocate_percent: number | null;
+  port_start: number;
+  port_end: number;
+  status: "online" | "offline" | string;
+  last_seen: number | null;
+  heartbeat_s: number | null;
+  runtime: string | null;
+  isolated: boolean | null;
+  enrolled_at: number | null;
+}
+
+export interface NodeInput {
+  name: string;
+  location_id: string;
+  address: string;
+  memory_mb: number;
+  disk_mb: number;
+  port_start: number;
+  port_end: number;
+}
+
+export interface Enrollment {
+  node_id: string;
+  token: string;
+  expires_at: number;
+  command: string;
+}
+
+export interface AdminUser {
+  id: string;
+  email: string;
+  admin: boolean;
+  suspended: boolean;
+  created_at: number | string | null;
+}
+
+export interface BlueprintImport {
+  blueprint: Record<string, unknown>;
+  warnings: string[];
+  source_format: string;
+  /** Present when the import was saved to the catalogue. */
+  version?: unknown;
+}

@@ -1,8 +1,8 @@
-import { useCallback, useRef, useState } from "react";
+import { lazy, Suspense, useCallback, useRef, useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, errorMessage } from "../lib/api";
-import { qk, useBlueprints, useServer } from "../lib/queries";
-import { href, navigate, paths } from "../lib/router";
+import { qk, useBlueprints, useMyPermissions, useServer } from "../lib/queries";
+import { href, navigate, paths, type ServerTab } from "../lib/router";
 import { formatBytes, formatDuration, formatTime, serverAddress } from "../lib/format";
 import { useServerLive, type ConnectionStatus } from "../lib/useServerLive";
 import type { ConsoleMessage, PowerAction, Server, StatsMessage } from "../lib/types";
@@ -10,8 +10,20 @@ import { StatusBadge } from "../components/StatusBadge";
 import { Console, type ConsoleHandle } from "../components/Console";
 import { CommandInput } from "../components/CommandInput";
 import { Button, Card, ErrorBox, Spinner } from "../components/ui";
+import { SubusersTab } from "./server/SubusersTab";
+import { ActivityTab } from "./server/ActivityTab";
 
-export function ServerPage({ id }: { id: string }) {
+// The file manager carries CodeMirror: load it when the tab is opened.
+const FilesTab = lazy(() => import("./server/FilesTab").then((m) => ({ default: m.FilesTab })));
+
+const TABS: { tab: ServerTab; label: string; needs: string | null }[] = [
+  { tab: "console", label: "Console", needs: null },
+  { tab: "files", label: "Files", needs: "file.read" },
+  { tab: "subusers", label: "Subusers", needs: "user.read" },
+  { tab: "activity", label: "Activity", needs: "activity.read" },
+];
+
+export function ServerPage({ id, tab = "console" }: { id: string; tab?: ServerTab }) {
   const server = useServer(id);
 
   if (server.isPending) return <Spinner label="Loading server" />;
@@ -27,7 +39,7 @@ export function ServerPage({ id }: { id: string }) {
     );
   }
   // Keyed so that everything live starts afresh for another server.
-  return <ServerView key={server.data.id} server={server.data} />;
+  return <ServerView key={server.data.id} server={server.data} tab={tab} />;
 }
 
 function BackLink() {
@@ -58,7 +70,8 @@ function powerEnabled(action: PowerAction, state: string): boolean {
   }
 }
 
-function ServerView({ server }: { server: Server }) {
+function ServerView({ server, tab }: { server: Server; tab: ServerTab }) {
+  const perms = useMyPermissions(server.id);
   const consoleRef = useRef<ConsoleHandle>(null);
   const blueprints = useBlueprints();
   const onConsole = useCallback((msg: ConsoleMessage) => consoleRef.current?.write(msg), []);
@@ -95,7 +108,7 @@ function ServerView({ server }: { server: Server }) {
             </div>
           </div>
           <div className="flex flex-wrap gap-2" role="group" aria-label="Power controls">
-            {POWER.map((p) => (
+            {POWER.filter((p) => perms.can(`control.${p.action}`)).map((p) => (
               <Button
                 key={p.action}
                 variant={p.variant}
@@ -111,7 +124,21 @@ function ServerView({ server }: { server: Server }) {
         {powerError && <ErrorBox testId="power-error">{powerError}</ErrorBox>}
       </div>
 
-      <div className="grid gap-5 lg:grid-cols-[minmax(0,1fr)_18rem]">
+      <TabBar server={server} tab={tab} can={perms.can} loaded={perms.isSuccess} />
+
+      {tab === "files" && perms.can("file.read") && (
+        <Suspense fallback={<Spinner label="Loading files" />}>
+          <FilesTab serverId={server.id} can={perms.can} />
+        </Suspense>
+      )}
+      {tab === "subusers" && perms.can("user.read") && <SubusersTab serverId={server.id} can={perms.can} />}
+      {tab === "activity" && perms.can("activity.read") && <ActivityTab serverId={server.id} />}
+      {tab !== "console" && perms.isSuccess && !perms.can(TABS.find((t) => t.tab === tab)?.needs ?? "") && (
+        <ErrorBox testId="tab-denied">You don't have access to this part of the server.</ErrorBox>
+      )}
+
+      {/* The console stays mounted (hidden) on other tabs so that its history and connection live on. */}
+      <div className={`grid gap-5 lg:grid-cols-[minmax(0,1fr)_18rem] ${tab === "console" ? "" : "hidden"}`}>
         <section aria-label="Console" className="min-w-0">
           <div className="overflow-hidden rounded-lg border border-zinc-800 bg-zinc-950">
             <div className="flex flex-wrap items-center justify-between gap-2 border-b border-zinc-800 px-3 py-2 text-xs">
@@ -121,7 +148,7 @@ function ServerView({ server }: { server: Server }) {
             <div className="px-2 pt-2 pb-1">
               <Console ref={consoleRef} />
             </div>
-            <CommandInput serverId={server.id} />
+            {perms.can("control.console") && <CommandInput serverId={server.id} />}
           </div>
         </section>
 
@@ -153,10 +180,42 @@ function ServerView({ server }: { server: Server }) {
               ))}
             </ol>
           </Card>
-          <DangerZone server={server} />
+          {perms.can("settings.delete") && <DangerZone server={server} />}
         </aside>
       </div>
     </div>
+  );
+}
+
+function TabBar({
+  server,
+  tab,
+  can,
+  loaded,
+}: {
+  server: Server;
+  tab: ServerTab;
+  can: (node: string) => boolean;
+  loaded: boolean;
+}) {
+  const shown = TABS.filter((t) => t.needs === null || (loaded && can(t.needs)));
+  return (
+    <nav aria-label="Server sections" className="-mx-4 overflow-x-auto px-4 sm:mx-0 sm:px-0">
+      <ul className="flex gap-1 border-b border-zinc-800" data-testid="server-tabs">
+        {shown.map((t) => (
+          <li key={t.tab}>
+            <a
+              href={href(paths.serverTab(server.id, t.tab))}
+              data-testid={`tab-${t.tab}`}
+              aria-current={tab === t.tab ? "page" : undefined}
+              className="-mb-px block whitespace-nowrap border-b-2 border-transparent px-3 py-2 text-sm font-medium text-zinc-400 hover:text-zinc-100 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-400 aria-[current=page]:border-indigo-400 aria-[current=page]:text-white"
+            >
+              {t.label}
+            </a>
+          </li>
+        ))}
+      </ul>
+    </nav>
   );
 }
 
