@@ -15,7 +15,7 @@ setup: $(STAMP) web/node_modules/.stamp
 $(STAMP): pyproject.toml node-agent/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "StellarStack needs Python 3.11+")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade 'pip<26.3'  # chalice 1.34 requires pip<26.3
 	$(BIN)/pip install --quiet -e ./node-agent -e '.[dev]'
 	@touch $@
 

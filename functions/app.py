@@ -13,10 +13,13 @@ from chalicelib.api import (
     activity,
     admin,
     apikeys,
+    backups,
     blueprints_admin,
     catalog,
     files,
     nodes,
+    permissions_catalogue,
+    schedules,
     servers,
     subusers,
     system,
@@ -24,13 +27,14 @@ from chalicelib.api import (
 from chalicelib.api.threadsafe import ThreadSafeChalice
 from chalicelib.services import broker_auth, events, grants
 from chalicelib.services import nodes as node_liveness
+from chalicelib.services import schedules as schedule_runner
 
 logs.setup()  # JSON lines in Lambda (or with STELLAR_LOG_JSON=1); the plain format otherwise
 app = ThreadSafeChalice(app_name="stellarstack")
 app.log.setLevel(logging.INFO)
 
 for group in (system, account, catalog, servers, blueprints_admin, admin, nodes, subusers, activity, apikeys,
-              files):
+              files, permissions_catalogue, backups, schedules):
     app.register_blueprint(group.bp, url_prefix="/api")
 
 
@@ -40,9 +44,15 @@ def sweep_grants(event: Any) -> dict[str, int]:
     return {"revoked": grants.sweep(), "nodes_offline": node_liveness.sweep()}
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def run_schedules(event: Any) -> dict[str, int]:
+    """Fire due server schedules and their pending tasks (EventBridge every minute; the dev ticker locally)."""
+    return schedule_runner.tick()
+
+
 @app.lambda_function(name="ingest_event")
 def ingest_event(event: dict[str, Any], context: Any) -> dict[str, bool]:
-    """Agent state and node status (an IoT topic rule in AWS, the local bridge in dev)."""
+    """Agent state, node status and backup outcomes (IoT topic rules in AWS, the local bridge in dev)."""
     if "payload_b64" in event:  # the IoT rule sends `encode(*, 'base64')`: any payload, byte-exact
         data = base64.b64decode(str(event["payload_b64"]))
     else:

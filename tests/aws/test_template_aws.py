@@ -83,15 +83,16 @@ def test_the_sam_transform_runs_offline_and_wires_api_tracing_and_throttling(tra
     (setting,) = stage["Properties"]["MethodSettings"]
     assert setting["ThrottlingRateLimit"] and setting["ThrottlingBurstLimit"]
     lambdas = _of(transformed, "AWS::Lambda::Function")
-    assert len(lambdas) == 4
+    assert len(lambdas) == 5
     modes = {k: f["Properties"]["TracingConfig"]["Mode"] for k, f in lambdas.items()}
-    assert modes == {"ApiFunction": "Active", "SweepGrantsFunction": "Active",
+    assert modes == {"ApiFunction": "Active", "SweepGrantsFunction": "Active", "RunSchedulesFunction": "Active",
                      "BrokerAuthorizerFunction": "Active", "IngestEventFunction": "PassThrough"}
-    # The schedule ticker is an EventBridge rule; agent events reach ingestion through IoT rules.
+    # The tickers (grant sweeper, server schedules) are EventBridge rules; agent events reach
+    # ingestion through IoT rules.
     assert [r["Properties"]["ScheduleExpression"] for r in _of(transformed, "AWS::Events::Rule").values()] == \
-        ["rate(1 minute)"]
+        ["rate(1 minute)", "rate(1 minute)"]
     rules = _of(transformed, "AWS::IoT::TopicRule")
-    assert len(rules) == 2
+    assert len(rules) == 3
     for rule in rules.values():
         (action,) = rule["Properties"]["TopicRulePayload"]["Actions"]
         assert action["Lambda"]["FunctionArn"] == {"Fn::GetAtt": ["IngestEventFunction", "Arn"]}
@@ -106,7 +107,7 @@ def test_iot_rules_listen_on_the_protocol_topics_and_send_what_ingestion_reads(t
         (source,) = re.findall(r"FROM '([^']+)'", sql)
         sources.add(source)
         assert "topic() AS topic" in sql and "encode(*, 'base64') AS payload_b64" in sql
-    assert sources == {topics.ALL_SERVER_STATES, topics.ALL_NODE_STATUS}
+    assert sources == {topics.ALL_SERVER_STATES, topics.ALL_NODE_STATUS, topics.ALL_SERVER_BACKUPS}
 
 
 def test_the_node_policy_confines_a_node_to_its_own_subtree(template):

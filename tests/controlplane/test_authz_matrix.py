@@ -28,6 +28,13 @@ EXAMPLES: list[tuple[str, str, dict | None]] = [
     ("POST", "/api/servers/{server_id}/subusers", {"email": "{invitee_email}", "permissions": ["console.read"]}),
     ("PATCH", "/api/servers/{server_id}/subusers/{user_id}", {"permissions": ["console.read", "stats.read"]}),
     ("DELETE", "/api/servers/{server_id}/subusers/{user_id}", None),
+    # startup and ports (issue 7)
+    ("GET", "/api/servers/{server_id}/startup", None),
+    ("PATCH", "/api/servers/{server_id}/startup", {"variables": {"SERVER_NAME": "Matrix World"}}),
+    ("PATCH", "/api/servers/{server_id}/image", {"image": "default"}),
+    ("GET", "/api/servers/{server_id}/allocations", None),
+    ("POST", "/api/servers/{server_id}/allocations", {}),
+    ("DELETE", "/api/servers/{server_id}/allocations/{port}", None),
     ("POST", "/api/servers/{server_id}/console-grant", None),
     ("POST", "/api/servers/{server_id}/console/backlog", None),
     # file manager (issue 8): each step leaves what the next one needs
@@ -44,16 +51,42 @@ EXAMPLES: list[tuple[str, str, dict | None]] = [
     ("POST", "/api/servers/{server_id}/files/pull", {"key": "{upload_key}", "path": "/m/up.bin"}),
     ("POST", "/api/servers/{server_id}/files/download", {"path": "/m/a.txt"}),
     ("POST", "/api/servers/{server_id}/files/delete", {"paths": ["/m", "/m.zip"]}),
+    # backups and schedules (issue 8): {backup_id} is a completed backup made by the world fixture
+    ("GET", "/api/servers/{server_id}/backups", None),
+    ("POST", "/api/servers/{server_id}/backups", {"name": "matrix"}),
+    ("POST", "/api/servers/{server_id}/backups/{backup_id}/download", None),
+    ("POST", "/api/servers/{server_id}/backups/{backup_id}/restore", {"wipe": False}),
+    ("POST", "/api/servers/{server_id}/backups/{backup_id}/lock", {"locked": True}),
+    ("POST", "/api/servers/{server_id}/backups/{backup_id}/lock", {"locked": False}),
+    ("DELETE", "/api/servers/{server_id}/backups/{backup_id}", None),
+    ("GET", "/api/servers/{server_id}/schedules", None),
+    ("POST", "/api/servers/{server_id}/schedules", {"name": "matrix", "cron": "0 4 * * *"}),
+    ("PATCH", "/api/servers/{server_id}/schedules/{schedule_id}", {"cron": "0 5 * * *"}),
+    ("POST", "/api/servers/{server_id}/schedules/{schedule_id}/run", None),
+    ("DELETE", "/api/servers/{server_id}/schedules/{schedule_id}", None),
     ("POST", "/api/servers/{server_id}/power", {"action": "start"}),
     ("POST", "/api/servers/{server_id}/command", {"line": "list"}),
     ("POST", "/api/servers/{server_id}/power", {"action": "kill"}),
     ("POST", "/api/servers/{server_id}/power", {"action": "restart"}),
     ("POST", "/api/servers/{server_id}/power", {"action": "stop"}),
+    ("POST", "/api/servers/{server_id}/reinstall", None),
+    ("POST", "/api/servers/{server_id}/blueprint", {"blueprint_id": "demo", "variables": {"SERVER_NAME": "Again"}}),
     ("DELETE", "/api/servers/{server_id}", None),
 ]
 # Nested resources: the same request naming a resource of the *other* server must be a 404.
 FOREIGN = {("PATCH", "/api/servers/{server_id}/subusers/{user_id}"): "foreign_user_id",
-           ("DELETE", "/api/servers/{server_id}/subusers/{user_id}"): "foreign_user_id"}
+           ("DELETE", "/api/servers/{server_id}/subusers/{user_id}"): "foreign_user_id",
+           ("DELETE", "/api/servers/{server_id}/allocations/{port}"): "foreign_port",
+           # issue 8: another server's backup or schedule, named under this server
+           **{(m, p): "foreign_backup_id" for m, p in (
+               ("POST", "/api/servers/{server_id}/backups/{backup_id}/download"),
+               ("POST", "/api/servers/{server_id}/backups/{backup_id}/restore"),
+               ("POST", "/api/servers/{server_id}/backups/{backup_id}/lock"),
+               ("DELETE", "/api/servers/{server_id}/backups/{backup_id}"))},
+           **{(m, p): "foreign_schedule_id" for m, p in (
+               ("PATCH", "/api/servers/{server_id}/schedules/{schedule_id}"),
+               ("POST", "/api/servers/{server_id}/schedules/{schedule_id}/run"),
+               ("DELETE", "/api/servers/{server_id}/schedules/{schedule_id}"))}}
 # Each power step moves away from the status it starts in, so waiting for the next status
 # can never be satisfied by a stale one.
 WAIT_FOR = {("POST", "/api/servers/{server_id}/power", "start"): "running",
@@ -103,7 +136,29 @@ def world(owner, stranger, make_user):
     up = owner.post(f"/servers/{server['id']}/files/upload").json()  # an object for files/pull (issue 8)
     assert requests.put(up["url"], data=b"uploaded", timeout=15).status_code == 200
     values["upload_key"] = up["key"]
+    for s, suffix in ((server, ""), (other, "foreign_")):  # a completed backup and a schedule on each (issue 8)
+        b = owner.post(f"/servers/{s['id']}/backups", {"name": "world"}).json()
+        values[f"{suffix}backup_id"] = b["id"]
+        sched = owner.post(f"/servers/{s['id']}/schedules", {"name": "w", "cron": "0 3 * * *"}).json()
+        values[f"{suffix}schedule_id"] = sched["id"]
+    _wait_completed(owner, server["id"], values["backup_id"])
+    for s, name in ((server, "port"), (other, "foreign_port")):  # a removable (non-primary) port each (issue 7)
+        r = owner.post(f"/servers/{s['id']}/allocations", {})
+        assert r.status_code == 201, r.text
+        values[name] = str(r.json()[-1]["port"])
     return server, other, sub, values
+
+
+def _wait_completed(owner, server_id, backup_id, timeout=60):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {b["id"]: b["status"] for b in owner.get(f"/servers/{server_id}/backups").json()["backups"]}
+        if found.get(backup_id) == "completed":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"backup {backup_id} never completed")
 
 
 def _fill(obj, values):
@@ -148,8 +203,9 @@ def test_matrix(stack, owner, stranger, world):
         ghost = _fill(path.removeprefix("/api").replace("{server_id}", "doesnotexist"), values)
         assert _call(owner, method, ghost, body).status_code == 404
         if (method, path) in FOREIGN:  # the owner's server, another server's resource: not found
+            key = FOREIGN[(method, path)]  # "foreign_X" stands in for the placeholder X
             foreign = _fill(path.removeprefix("/api").replace("{server_id}", server["id"]),
-                            {**values, "user_id": values[FOREIGN[(method, path)]]})
+                            {**values, key.removeprefix("foreign_"): values[key]})
             r = _call(owner, method, foreign, body)
             assert r.status_code == 404, (method, path, r.status_code, r.text)
 

@@ -38,6 +38,7 @@ class Resources:
     user_pool_id: str
     app_client_id: str
     backup_bucket: str
+    data_key: str = ""  # the KMS key id wrapping field-encryption data keys
 
 
 def endpoint_answers(url: str, timeout: float = 1.0) -> bool:
@@ -148,7 +149,27 @@ def provision(endpoint: str, prefix: str = "stellar-dev", region: str = "us-east
                 raise
         bucket_names[logical] = name
     return Resources(endpoint=endpoint, region=region, table=table, user_pool_id=pool_id,
-                     app_client_id=client_id, backup_bucket=bucket_names.get("BackupBucket", ""))
+                     app_client_id=client_id, backup_bucket=bucket_names.get("BackupBucket", ""),
+                     data_key=_provision_keys(tpl.resources_of(template, "AWS::KMS::Key"), endpoint, prefix,
+                                              region))
+
+
+def _provision_keys(keys: dict[str, Any], endpoint: str, prefix: str, region: str) -> str:
+    """Each KMS key of the template, found again by its alias; returns the ``DataKey`` id."""
+    kms = _client("kms", endpoint, region)
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    found = ""
+    for logical, props in keys.items():
+        alias = f"alias/{prefix}-{logical.lower()}"
+        key_id = aliases.get(alias)
+        if not key_id:
+            key_id = kms.create_key(**_pick(props, ("Description", "KeySpec", "KeyUsage")))["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key_id)
+        if logical == "DataKey":
+            found = key_id
+    return found
 
 
 def ensure_user(res: Resources, email: str, password: str, admin: bool = False) -> str:

@@ -131,7 +131,7 @@ class DevStack:
     # -- pieces ---------------------------------------------------------------------------
 
     def _remove_containers(self) -> None:
-        """Remove this stack's game-server containers (its state is not kept between runs)."""
+        """Remove this stack's game-server containers and their networks (state is not kept between runs)."""
         try:
             from stellar.images import docker_available
 
@@ -139,8 +139,11 @@ class DevStack:
                 import docker
 
                 client = docker.from_env()
-                for c in client.containers.list(all=True, filters={"label": f"stellar.node={self.opts.node_id}"}):
+                mine = {"label": f"stellar.node={self.opts.node_id}"}
+                for c in client.containers.list(all=True, filters=mine):
                     c.remove(force=True)
+                for network in client.networks.list(filters=mine):
+                    network.remove()
         except Exception as exc:  # cleaning is best effort; the agent copes with strays
             log.warning("could not remove containers: %s", exc)
 
@@ -227,7 +230,7 @@ class DevStack:
             self.node_username = admin.ensure_node_identity(opts.node_id, secrets_["node"])
 
     def _start_bridge(self, broker_password: str) -> None:
-        from chalicelib.services import events, grants, nodes
+        from chalicelib.services import events, grants, nodes, schedules
 
         from .bridge import Ticker, event_bridge
 
@@ -237,6 +240,10 @@ class DevStack:
         ticker = Ticker(grants.sweep, interval=60)
         ticker.start()
         self._stops.append(ticker.stop)
+        # Server schedules: the same tick as the EventBridge rule (every minute); idempotent across tickers.
+        schedule_ticker = Ticker(schedules.tick, interval=60)
+        schedule_ticker.start()
+        self._stops.append(schedule_ticker.stop)
         # Nodes whose heartbeats stopped are written down as offline well within 10 s.
         liveness = Ticker(nodes.sweep, interval=self.opts.liveness_interval_s)
         liveness.start()
