@@ -4,8 +4,9 @@ agent) started on free ports in a temporary directory, and signed-in users."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,48 @@ def chromium_path() -> str:
     path = os.environ.get("STELLAR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     _require("Chromium (apt-get install chromium)", bool(path))
     return str(path)
+
+
+# ---- browser (end-to-end tests): Debian's Chromium driven by Playwright ----------------------
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Without the background-networking flags Chromium tries hosts this machine cannot reach.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Chromium logs every 4xx answer as a console error ("Failed to load resource: ... status of
+# 422"). The answers a test provokes on purpose are listed per page and ignored; anything else
+# logged as an error fails the test.
+RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
+
+
+@pytest.fixture()
+def new_page(chromium_path: str) -> Iterator[Callable[..., object]]:
+    """Pages in separate browser contexts (separate sessions), each collecting console errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        pages = []
+
+        def make(width: int = 1280, height: int = 860) -> object:
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            page.errors = []  # type: ignore[attr-defined]
+            page.expected_statuses = set()  # type: ignore[attr-defined]
+            page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))  # type: ignore[attr-defined]
+            page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
+            pages.append(page)
+            return page
+
+        yield make
+        for page in pages:
+            unexpected = [e for e in page.errors
+                          if not ((m := RESOURCE_ERROR.search(e)) and int(m.group(1)) in page.expected_statuses)]
+            assert unexpected == [], unexpected
+        browser.close()
+
+
+def screenshot(page: object, name: str) -> None:
+    """Save a full-page screenshot as a test artifact (test-artifacts/<name>.png)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]

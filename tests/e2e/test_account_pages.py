@@ -12,21 +12,13 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-from conftest import stack_options
+from conftest import screenshot, stack_options
 from stellar.devstack.stack import DevStack
 
 pytestmark = [pytest.mark.browser]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Chromium logs every 4xx answer as a console error ("Failed to load resource: ... status of
-# 422"). The answers these tests provoke on purpose are listed per page and ignored; anything
-# else logged as an error fails the test.
-RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 
 
 @pytest.fixture(scope="module")
@@ -36,36 +28,8 @@ def account_stack(tmp_path_factory) -> Iterator[DevStack]:
         yield st
 
 
-@pytest.fixture()
-def new_page(chromium_path) -> Iterator[Callable[..., object]]:
-    """Pages in separate browser contexts (separate sessions), each collecting console errors."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        pages = []
-
-        def make(width: int = 1280, height: int = 860):
-            context = browser.new_context(viewport={"width": width, "height": height})
-            page = context.new_page()
-            page.errors = []  # type: ignore[attr-defined]
-            page.expected_statuses = set()  # type: ignore[attr-defined]
-            page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))  # type: ignore[attr-defined]
-            page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
-            pages.append(page)
-            return page
-
-        yield make
-        for page in pages:
-            unexpected = [e for e in page.errors
-                          if not ((m := RESOURCE_ERROR.search(e)) and int(m.group(1)) in page.expected_statuses)]
-            assert unexpected == [], unexpected
-        browser.close()
-
-
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"account-{name}.png"), full_page=True)
+    screenshot(page, f"account-{name}")
 
 
 def sign_in(page, email: str, password: str, totp: str | None = None) -> None:

@@ -11,23 +11,19 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import stack_options
+from conftest import screenshot, stack_options
 from stellar.devstack.stack import DevStack
 
 pytestmark = [pytest.mark.browser]
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
 EGGS = REPO.parent / "shared" / "eggs"
 # Eggs whose conversion is known to warn (a rule kept but not enforced; a reserved variable renamed).
 WARNING_EGGS = ["games-standalone/terraria/vanilla/egg-terraria-vanilla.json",
                 "game-eggs/counter_strike/counter_strike_1.6_rehlds/egg-cs 1.6-rehlds.json"]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 ADMIN = ("admin@test.local", "AdminPassw0rd")
 
 
@@ -38,36 +34,8 @@ def panel_stack(tmp_path_factory) -> Iterator[DevStack]:
         yield st
 
 
-@pytest.fixture()
-def new_page(chromium_path) -> Iterator[Callable[..., object]]:
-    """Pages in separate browser contexts (separate sessions), each collecting console errors."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        pages = []
-
-        def make(width: int = 1280, height: int = 900):
-            context = browser.new_context(viewport={"width": width, "height": height})
-            page = context.new_page()
-            page.errors = []  # type: ignore[attr-defined]
-            page.expected_statuses = set()  # type: ignore[attr-defined]
-            page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))  # type: ignore[attr-defined]
-            page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
-            pages.append(page)
-            return page
-
-        yield make
-        for page in pages:
-            unexpected = [e for e in page.errors
-                          if not ((m := RESOURCE_ERROR.search(e)) and int(m.group(1)) in page.expected_statuses)]
-            assert unexpected == [], unexpected
-        browser.close()
-
-
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"panel-{name}.png"), full_page=True)
+    screenshot(page, f"panel-{name}")
 
 
 def sign_in(page, url: str, email: str, password: str) -> None:

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
-from conftest import stack_options
+from conftest import screenshot, stack_options
 from stellar.devstack.stack import DevStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -26,24 +22,12 @@ def docker_stack(tmp_path_factory, docker_engine):
 
 
 @pytest.fixture()
-def page(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        page = context.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
-        yield page
-        context.close()
-        browser.close()
+def page(new_page):
+    return new_page(1280, 860)
 
 
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"skeleton-{name}.png"), full_page=True)
+    screenshot(page, f"skeleton-{name}")
 
 
 def test_create_start_console_stop_in_the_browser(docker_stack, page):

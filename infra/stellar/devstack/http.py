@@ -115,7 +115,12 @@ class FrontApp:
 
 
 class HttpServer:
-    """waitress in a background thread, stoppable."""
+    """waitress in a background thread, stoppable.
+
+    The event loop runs in short rounds and checks a stop flag between them, so sockets are
+    closed only after the loop has left ``select``: closing them under it (waitress's own
+    ``run``) makes the loop thread die with EBADF.
+    """
 
     def __init__(self, app: FrontApp, host: str = "127.0.0.1", port: int = 8080, threads: int = 16) -> None:
         from waitress.server import create_server
@@ -123,11 +128,20 @@ class HttpServer:
         self._server = create_server(app, host=host, port=port, threads=threads, ident="stellar")
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+
+    def _run(self) -> None:
+        from waitress import wasyncore
+
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.2, map=self._server._map, count=1)  # type: ignore[union-attr]
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.close()
+        self._stopping.set()
         self._thread.join(timeout=5)
+        self._server.close()
+        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
