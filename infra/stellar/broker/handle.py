@@ -29,11 +29,19 @@ class BrokerHandle:
     ws_port: int
     ws_path: str = WS_PATH
     pid: int | None = None
+    tls_port: int | None = None  # mTLS listener (client certificates), Mosquitto only
     _stopper: Callable[[], None] | None = field(default=None, repr=False)
+    _crl_reloader: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.ws_port}{self.ws_path}"
+
+    def reload_crl(self) -> None:
+        """Make the mTLS listener refuse newly revoked certificates (after ``LocalCA.revoke``)."""
+        if self._crl_reloader is None:
+            raise RuntimeError("this broker has no mTLS listener")
+        self._crl_reloader()
 
     def stop(self) -> None:
         stopper, self._stopper = self._stopper, None
