@@ -108,7 +108,7 @@ def chromium_path() -> str:
 
 # ---- browser (end-to-end tests): Debian's Chromium driven by Playwright ----------------------
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 # Without the background-networking flags Chromium tries hosts this machine cannot reach.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

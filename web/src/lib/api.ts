@@ -23,6 +23,9 @@ import type {
   Server,
   SignUpResponse,
   TotpSetup,
+  StartupView,
+  Backup,
+  BackupList,
 } from "./types";
 
 export class ApiError extends Error {
@@ -265,6 +268,27 @@ export const api = {
     request<{ key: string; url: string; expires_in: number }>("POST", `${srv(id)}/files/upload`),
   pullUpload: (id: string, key: string, path: string) =>
     request<{ path: string; size: number }>("POST", `${srv(id)}/files/pull`, { key, path }),
+
+  // ---- startup ----
+  startup: (id: string) => request<StartupView>("GET", `${srv(id)}/startup`),
+  updateStartup: (id: string, variables: Record<string, string>) =>
+    request<StartupView>("PATCH", `${srv(id)}/startup`, { variables }),
+  setImage: (id: string, image: string) => request<Server>("PATCH", `${srv(id)}/image`, { image }),
+
+  // ---- backups ----
+  backups: (id: string) => request<BackupList>("GET", `${srv(id)}/backups`),
+  createBackup: (id: string, name: string) => request<Backup>("POST", `${srv(id)}/backups`, { name }),
+  downloadBackup: (id: string, backupId: string) =>
+    request<{ url: string; expires_in: number; size_bytes: number; sha256: string | null }>(
+      "POST",
+      `${srv(id)}/backups/${encodeURIComponent(backupId)}/download`,
+    ),
+  restoreBackup: (id: string, backupId: string, wipe: boolean) =>
+    request<{ command_id: string }>("POST", `${srv(id)}/backups/${encodeURIComponent(backupId)}/restore`, { wipe }),
+  lockBackup: (id: string, backupId: string, locked: boolean) =>
+    request<Backup>("POST", `${srv(id)}/backups/${encodeURIComponent(backupId)}/lock`, { locked }),
+  deleteBackup: (id: string, backupId: string) =>
+    request<unknown>("DELETE", `${srv(id)}/backups/${encodeURIComponent(backupId)}`),
 
   // ---- admin ----
   adminLocations: () => request<AdminLocation[]>("GET", "/admin/locations"),

@@ -12,6 +12,8 @@ export const qk = {
   subusers: (id: string) => ["servers", id, "subusers"] as const,
   activity: (id: string) => ["servers", id, "activity"] as const,
   files: (id: string, path: string) => ["servers", id, "files", path] as const,
+  startup: (id: string) => ["servers", id, "startup"] as const,
+  backups: (id: string) => ["servers", id, "backups"] as const,
   adminNodes: ["admin", "nodes"] as const,
   adminLocations: ["admin", "locations"] as const,
   adminActivity: ["admin", "activity"] as const,

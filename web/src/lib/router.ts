@@ -12,7 +12,7 @@ export type Route =
   | { name: "admin"; section: AdminSection }
   | { name: "not-found"; path: string };
 
-export const SERVER_TABS = ["console", "files", "subusers", "activity"] as const;
+export const SERVER_TABS = ["console", "files", "startup", "backups", "subusers", "activity"] as const;
 export type ServerTab = (typeof SERVER_TABS)[number];
 export const ADMIN_SECTIONS = ["nodes", "locations", "users", "blueprints", "activity"] as const;
 export type AdminSection = (typeof ADMIN_SECTIONS)[number];

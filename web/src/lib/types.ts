@@ -233,3 +233,38 @@ export interface BlueprintImport {
   /** Present when the import was saved to the catalogue. */
   version?: unknown;
 }
+
+export interface StartupVariable {
+  name: string;
+  description: string;
+  env: string;
+  default: string;
+  value: string;
+  editable: boolean;
+  max_length?: number | null;
+  rules: Record<string, unknown>;
+}
+
+export interface StartupView {
+  blueprint_id: string;
+  image: string;
+  /** Display name -> image reference. */
+  images: Record<string, string>;
+  startup: string;
+  variables: StartupVariable[];
+}
+
+export interface Backup {
+  id: string;
+  name: string;
+  status: "pending" | "completed" | "failed" | string;
+  size_bytes: number;
+  sha256: string | null;
+  locked: boolean;
+  created_at: number;
+}
+
+export interface BackupList {
+  backups: Backup[];
+  limit: number;
+}

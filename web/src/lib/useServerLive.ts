@@ -21,7 +21,19 @@ export interface ServerLive {
   /** State changes received live, oldest first. */
   history: StateEntry[];
   stats: StatsMessage | null;
+  /** Stats received over the last STATS_WINDOW_MS, oldest first (kept in memory only). */
+  statsHistory: StatsSample[];
 }
+
+/** One stats message with the time it arrived (the graph's x axis; agents' clocks may drift). */
+export interface StatsSample {
+  at: number;
+  cpu: number;
+  mem: number;
+  memLimit: number;
+}
+
+export const STATS_WINDOW_MS = 120_000;
 
 /** Renew the grant this long before it expires (or at 80% of its lifetime if that is shorter). */
 const RENEW_MARGIN_MS = 30_000;
@@ -67,6 +79,7 @@ export function useServerLive(
   const [live, setLive] = useState<StateEntry | null>(null);
   const [history, setHistory] = useState<StateEntry[]>([]);
   const [stats, setStats] = useState<StatsMessage | null>(null);
+  const [statsHistory, setStatsHistory] = useState<StatsSample[]>([]);
 
   const onConsoleRef = useRef(onConsole);
   const initialStatusRef = useRef(initialStatus);
@@ -114,7 +127,7 @@ export function useServerLive(
     const handleStats = (data: unknown) => {
       if (!isObject(data)) return;
       const n = (k: string) => (typeof data[k] === "number" ? (data[k] as number) : NaN);
-      setStats({
+      const msg: StatsMessage = {
         v: n("v"),
         ts: (data.ts as number | string) ?? Date.now(),
         cpu_percent: n("cpu_percent"),
@@ -123,7 +136,16 @@ export function useServerLive(
         rx_bytes: n("rx_bytes"),
         tx_bytes: n("tx_bytes"),
         uptime_s: n("uptime_s"),
-      });
+      };
+      setStats(msg);
+      const at = Date.now();
+      const sample: StatsSample = {
+        at,
+        cpu: msg.cpu_percent,
+        mem: msg.memory_bytes,
+        memLimit: msg.memory_limit_bytes,
+      };
+      setStatsHistory((h) => [...h.filter((x) => x.at > at - STATS_WINDOW_MS), sample]);
     };
 
     const handleConsole = (data: unknown) => {
@@ -257,5 +279,5 @@ export function useServerLive(
     };
   }, [serverId]);
 
-  return { connection, connectionError, live, history, stats };
+  return { connection, connectionError, live, history, stats, statsHistory };
 }

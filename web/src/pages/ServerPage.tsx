@@ -12,6 +12,9 @@ import { CommandInput } from "../components/CommandInput";
 import { Button, Card, ErrorBox, Spinner } from "../components/ui";
 import { SubusersTab } from "./server/SubusersTab";
 import { ActivityTab } from "./server/ActivityTab";
+import { StartupTab } from "./server/StartupTab";
+import { BackupsTab } from "./server/BackupsTab";
+import { StatsGraph } from "../components/StatsGraph";
 
 // The file manager carries CodeMirror: load it when the tab is opened.
 const FilesTab = lazy(() => import("./server/FilesTab").then((m) => ({ default: m.FilesTab })));
@@ -19,6 +22,8 @@ const FilesTab = lazy(() => import("./server/FilesTab").then((m) => ({ default: 
 const TABS: { tab: ServerTab; label: string; needs: string | null }[] = [
   { tab: "console", label: "Console", needs: null },
   { tab: "files", label: "Files", needs: "file.read" },
+  { tab: "startup", label: "Startup", needs: "startup.read" },
+  { tab: "backups", label: "Backups", needs: "backup.read" },
   { tab: "subusers", label: "Subusers", needs: "user.read" },
   { tab: "activity", label: "Activity", needs: "activity.read" },
 ];
@@ -131,6 +136,8 @@ function ServerView({ server, tab }: { server: Server; tab: ServerTab }) {
           <FilesTab serverId={server.id} can={perms.can} />
         </Suspense>
       )}
+      {tab === "startup" && perms.can("startup.read") && <StartupTab serverId={server.id} can={perms.can} />}
+      {tab === "backups" && perms.can("backup.read") && <BackupsTab serverId={server.id} can={perms.can} />}
       {tab === "subusers" && perms.can("user.read") && <SubusersTab serverId={server.id} can={perms.can} />}
       {tab === "activity" && perms.can("activity.read") && <ActivityTab serverId={server.id} />}
       {tab !== "console" && perms.isSuccess && !perms.can(TABS.find((t) => t.tab === tab)?.needs ?? "") && (
@@ -145,6 +152,7 @@ function ServerView({ server, tab }: { server: Server; tab: ServerTab }) {
               <ConnectionIndicator status={live.connection} error={live.connectionError} />
               <StatsLine stats={live.stats} />
             </div>
+            {state !== "offline" && <StatsGraph samples={live.statsHistory} />}
             <div className="px-2 pt-2 pb-1">
               <Console ref={consoleRef} />
             </div>
