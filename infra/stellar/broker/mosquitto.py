@@ -19,6 +19,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -144,6 +145,31 @@ def write_config(data_dir: Path, tcp_port: int, ws_port: int, plugin: str, dynse
     return path
 
 
+def _wait_bindable(port: int, timeout: float = 75.0) -> None:
+    """Wait until ``port`` can be bound without SO_REUSEADDR, as libwebsockets binds it.
+
+    After a restart, the previous broker's closed connections linger in TIME_WAIT for up to
+    60 s, and Mosquitto's WebSocket listener then fails to start ("Unable to create websockets
+    listener"). Waiting here turns a flaky restart into a slower one.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                if _listening(port) or time.monotonic() >= deadline:  # a live listener will not go away
+                    raise BrokerStartError(f"port {port} on 127.0.0.1 is already in use") from None
+        time.sleep(0.5)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def start(
     data_dir: Path,
     tcp_port: int,
@@ -171,6 +197,7 @@ def start(
     if user is not None:
         with config.open("a") as fh:
             fh.write(f"user {user}\n")
+    _wait_bindable(ws_port)  # the TCP and TLS listeners set SO_REUSEADDR; the WebSocket one does not
     log_path = data_dir / "mosquitto.log"
     log = log_path.open("ab")
     proc = subprocess.Popen(
