@@ -149,3 +149,16 @@ def screenshot(page: object, name: str) -> None:
     """Save a full-page screenshot as a test artifact (test-artifacts/<name>.png)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def sign_in(page: object, url: str, email: str, password: str) -> None:
+    """Sign in through the login form and wait for the server list of that user."""
+    from playwright.sync_api import expect
+
+    page.goto(url)  # type: ignore[attr-defined]
+    expect(page.locator("#email")).to_be_visible()  # type: ignore[attr-defined]
+    page.fill("#email", email)  # type: ignore[attr-defined]
+    page.fill("#password", password)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    expect(page.get_by_role("button", name="New server")).to_be_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_test_id("user-email")).to_have_text(email)  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import screenshot, stack_options
+from conftest import screenshot, sign_in, stack_options
 from stellar.devstack.stack import DevStack
 
 pytestmark = [pytest.mark.browser]
@@ -37,17 +37,6 @@ def panel_stack(tmp_path_factory) -> Iterator[DevStack]:
 def shot(page, name: str) -> None:
     screenshot(page, f"panel-{name}")
 
-
-def sign_in(page, url: str, email: str, password: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.locator("#email")).to_be_visible()
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="New server")).to_be_visible()
-    expect(page.get_by_test_id("user-email")).to_have_text(email)
 
 
 def create_user(admin, email: str, password: str) -> None:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import screenshot, stack_options
+from conftest import screenshot, sign_in, stack_options
 from stellar.devstack.stack import DevStack
 
 pytestmark = [pytest.mark.browser]
@@ -30,16 +30,6 @@ def tabs_stack(tmp_path_factory) -> Iterator[DevStack]:
 def shot(page, name: str) -> None:
     screenshot(page, f"tabs-{name}")
 
-
-def sign_in(page, url: str, email: str, password: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.locator("#email")).to_be_visible()
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("user-email")).to_have_text(email)
 
 
 def test_startup_backups_and_stats_graph(tabs_stack, new_page):
