@@ -102,7 +102,7 @@ def _acl_key(acl: Acl) -> tuple[str, str, int, bool]:
 class DynsecAdmin:
     """A connected dynsec admin session; use as a context manager or call ``close()``."""
 
-    def __init__(self, host: str, port: int, username: str, password: str, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, username: str, password: str, timeout: float = 15.0) -> None:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._cond = threading.Condition()
